@@ -1,0 +1,298 @@
+"""The TOML config (CONTRACT §2) loaded into pydantic models.
+
+Errors name the file, the key and what is wrong. Secrets are never read from the config: a key
+that looks like one is a config error.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import os
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+CONFIG_ENV = "AGII_SYNC_CONFIG"
+DEFAULT_CONFIG = "agii-sync.toml"
+SECRET_KEY_PATTERNS = ("*secret*", "*password*", "*private_key*", "token", "*_token")
+
+NisCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
+PostalCode = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+
+
+class DeleteLimit(BaseModel):
+    """``max_delete``: an absolute count ("40" / 40) or a share of the rows ("25%")."""
+
+    model_config = ConfigDict(frozen=True)
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, value: str | int) -> DeleteLimit:
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                percent = float(text[:-1])
+                if not 0 <= percent <= 100:
+                    raise ValueError
+                return cls(percent=percent)
+            count = int(text)
+            if count < 0:
+                raise ValueError
+            return cls(count=count)
+        except ValueError:
+            raise ValueError("must be a count such as 40 or a percentage such as 25%") from None
+
+    def allows(self, removed: int, total: int) -> bool:
+        if removed == 0:
+            return True
+        if self.count is not None:
+            return removed <= self.count
+        assert self.percent is not None
+        return total > 0 and removed * 100 <= self.percent * total
+
+    def __str__(self) -> str:
+        return f"{self.count}" if self.count is not None else f"{self.percent:g}%"
+
+
+class AgiiSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    audit_log: Path = Path("var/audit.jsonl")
+    retention_months: int = Field(default=6, ge=0, le=120)
+    max_delete: DeleteLimit = DeleteLimit(percent=25)
+    require_access_check: bool = False
+    lock_file: Path | None = None
+
+    @field_validator("max_delete", mode="before")
+    @classmethod
+    def _parse_limit(cls, value: object) -> object:
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return DeleteLimit.parse(value)
+        return value
+
+
+class AuthSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str
+    client_id: str
+    method: Literal["certificate", "device-code"] = "certificate"
+    certificate_thumbprint: str | None = None
+
+    @model_validator(mode="after")
+    def _thumbprint_for_certificate(self) -> AuthSection:
+        if self.method == "certificate" and not self.certificate_thumbprint:
+            raise ValueError("method 'certificate' needs certificate_thumbprint")
+        return self
+
+
+class WorkbookSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = "Gedeelde documenten/Participatietraject/inburgeraars.xlsx"
+    sheet: str = Field(default="Inburgeraars", min_length=1, max_length=31)
+
+    @field_validator("path")
+    @classmethod
+    def _xlsx(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if not value.lower().endswith(".xlsx"):
+            raise ValueError("must name an .xlsx file")
+        return value
+
+
+SiteKind = Literal["file", "sharepoint", "emulator"]
+
+
+class Municipality(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    name: str = Field(min_length=1)
+    nis: NisCode
+    postal_codes: list[PostalCode] = Field(min_length=1)
+    site: str
+    protocol_start: date
+    protocol_end: date
+    allowed: list[str] = Field(default_factory=list)
+
+    @field_validator("site")
+    @classmethod
+    def _site_url(cls, value: str) -> str:
+        site_kind(value)  # raises ValueError when not one of the three forms
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> Municipality:
+        if self.protocol_end < self.protocol_start:
+            raise ValueError("protocol_end is before protocol_start")
+        return self
+
+    @property
+    def kind(self) -> SiteKind:
+        return site_kind(self.site)
+
+    def protocol_active(self, today: date) -> bool:
+        return self.protocol_start <= today <= self.protocol_end
+
+    def protocol_ended(self, today: date) -> bool:
+        return today > self.protocol_end
+
+
+def site_kind(url: str) -> SiteKind:
+    if url.startswith("file:"):
+        if not url[len("file:") :].strip():
+            raise ValueError("file: site needs a folder")
+        return "file"
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return "sharepoint"
+    if parts.scheme == "http":
+        if _is_loopback(parts.hostname or ""):
+            return "emulator"
+        raise ValueError("plain http is only allowed for a loopback address (the emulator)")
+    raise ValueError("site must start with https://, file: or http://127.0.0.1")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agii: AgiiSection = AgiiSection()
+    auth: AuthSection | None = None
+    workbook: WorkbookSection = WorkbookSection()
+    municipalities: list[Municipality] = Field(alias="municipality", min_length=1)
+    source: Path = Path(DEFAULT_CONFIG)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        for attr in ("id", "nis"):
+            seen: set[str] = set()
+            for m in self.municipalities:
+                value = getattr(m, attr)
+                if value in seen:
+                    raise ValueError(f"two municipalities share {attr} {value!r}")
+                seen.add(value)
+        return self
+
+    @property
+    def folder(self) -> Path:
+        return self.source.parent
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.folder / path
+
+    @property
+    def audit_log(self) -> Path:
+        return self.resolve(self.agii.audit_log)
+
+    @property
+    def lock_file(self) -> Path:
+        if self.agii.lock_file is not None:
+            return self.resolve(self.agii.lock_file)
+        return self.source.with_name(self.source.name + ".lock")
+
+    def by_id(self, site_id: str) -> Municipality:
+        for m in self.municipalities:
+            if m.id == site_id:
+                return m
+        known = ", ".join(m.id for m in self.municipalities)
+        raise ConfigError(f"unknown site {site_id!r}", hint=f"known sites: {known}")
+
+    def by_nis(self) -> dict[str, Municipality]:
+        return {m.nis: m for m in self.municipalities}
+
+    def select(self, site_ids: list[str] | None) -> list[Municipality]:
+        """The municipalities named with --site (in config order), or all of them."""
+        if not site_ids:
+            return list(self.municipalities)
+        wanted = {self.by_id(s).id for s in site_ids}
+        return [m for m in self.municipalities if m.id in wanted]
+
+    def site_folder(self, m: Municipality) -> Path:
+        """The folder of a ``file:`` site, resolved against the config's folder."""
+        return self.resolve(Path(m.site[len("file:") :]))
+
+
+def find_config(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG)
+
+
+def load_config(explicit: Path | None = None) -> Config:
+    path = find_config(explicit)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found",
+            hint=f"pass --config PATH, set ${CONFIG_ENV}, or create ./{DEFAULT_CONFIG}",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.__class__.__name__}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _refuse_secrets(path, raw)
+    try:
+        return Config.model_validate({**raw, "source": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc, raw)}") from None
+
+
+def _refuse_secrets(path: Path, raw: object, prefix: str = "") -> None:
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            _refuse_secrets(path, item, f"{prefix}[{i}]")
+    elif isinstance(raw, dict):
+        for key, value in raw.items():
+            dotted = f"{prefix}.{key}" if prefix else key
+            if any(fnmatch.fnmatch(key.lower(), p) for p in SECRET_KEY_PATTERNS):
+                raise ConfigError(
+                    f"{path}: key {dotted!r} looks like a secret; secrets are never read "
+                    "from the config",
+                    hint="use the environment (AGII_SYNC_ROWKEY_SECRET, AGII_SYNC_CERT_KEY) "
+                    "or `agii-sync login`",
+                )
+            _refuse_secrets(path, value, dotted)
+
+
+def _describe(exc: ValidationError, raw: dict) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        key = ""
+        for part in loc:
+            if isinstance(part, int):
+                key += f"[{part}]"
+            else:
+                key += f".{part}" if key else str(part)
+        if loc[:1] == ["municipality"] and len(loc) > 1 and isinstance(loc[1], int):
+            items = raw.get("municipality") or []
+            if loc[1] < len(items) and isinstance(items[loc[1]], dict) and "id" in items[loc[1]]:
+                key = key.replace(f"municipality[{loc[1]}]", f"municipality[id={items[loc[1]]['id']}]")
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{key or '(top level)'}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,67 @@
+"""The shared row: one person as the municipality sees them in the workbook (CONTRACT §4)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Header of the data sheet, in this order. The last one is the municipality's.
+COLUMNS: tuple[str, ...] = (
+    "Rij-ID",
+    "Naam",
+    "Voornaam",
+    "Adres",
+    "Postcode",
+    "Gemeente",
+    "Telefoon",
+    "E-mail",
+    "Contacttaal",
+    "Niveau Nederlands",
+    "Status MO",
+    "Interesses en noden",
+    "Bewaren tot",
+    "Status activiteit",
+)
+STATUS_COLUMN = "Status activiteit"
+KEY_COLUMN = "Rij-ID"
+RETENTION_COLUMN = "Bewaren tot"
+
+ROW_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$"
+
+
+class SharedRow(BaseModel):
+    """A row of the data sheet. Every field is what the cell shows; AgII owns all fields except
+    ``status_activiteit``. Values are plain text (never formulas) except ``bewaren_tot``."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    rij_id: str = Field(alias="Rij-ID", pattern=ROW_ID_PATTERN)
+    naam: str = Field(alias="Naam")
+    voornaam: str = Field(alias="Voornaam")
+    adres: str = Field(alias="Adres")
+    postcode: str = Field(alias="Postcode")
+    gemeente: str = Field(alias="Gemeente")
+    telefoon: str = Field(default="", alias="Telefoon")
+    email: str = Field(default="", alias="E-mail")
+    contacttaal: str = Field(alias="Contacttaal")
+    niveau_nederlands: str = Field(alias="Niveau Nederlands")
+    status_mo: str = Field(alias="Status MO")
+    interesses: str = Field(alias="Interesses en noden")
+    bewaren_tot: date | None = Field(default=None, alias="Bewaren tot")
+    status_activiteit: str = Field(default="", alias="Status activiteit")
+
+    def cells(self) -> tuple[object, ...]:
+        """The values in COLUMNS order."""
+        return tuple(getattr(self, name) for name in self.model_fields)
+
+    def agii_cells(self) -> dict[str, object]:
+        """The columns AgII owns, by header: what a push compares."""
+        return {
+            field.alias: getattr(self, name)
+            for name, field in self.model_fields.items()
+            if field.alias != STATUS_COLUMN
+        }
+
+
+assert tuple(f.alias for f in SharedRow.model_fields.values()) == COLUMNS

@@ -1,0 +1,77 @@
+"""Errors that end a run, each carrying the exit code of CONTRACT §6.
+
+Messages never contain personal data: callers pass row numbers, column names and codes only.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    DATA = 1  # rows rejected, check/access-check found something
+    USAGE = 2  # usage or configuration error; nothing touched
+    TEMPORARY = 3  # locked, throttled, network, run lock held: safe to run again
+    AUTH = 4  # authentication or authorisation failure
+    SAFETY = 5  # a person must look: max_delete, protocol window, conflict, layout
+
+
+class AgiiError(Exception):
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ConfigError(AgiiError):
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(AgiiError):
+    exit_code = ExitCode.USAGE
+
+
+class InputError(AgiiError):
+    """An input file that cannot be read at all (not CSV/XLSX, empty, broken zip)."""
+
+    exit_code = ExitCode.DATA
+
+
+class SecretMissing(AgiiError):
+    exit_code = ExitCode.USAGE
+
+
+class TemporaryFailure(AgiiError):
+    exit_code = ExitCode.TEMPORARY
+
+
+class WorkbookLocked(TemporaryFailure):
+    """The workbook is open for editing elsewhere (SharePoint 423)."""
+
+
+class Throttled(TemporaryFailure):
+    """429/503 beyond the retry budget."""
+
+
+class RunLockHeld(TemporaryFailure):
+    """Another agii-sync run holds the lock for this config."""
+
+
+class AuthFailure(AgiiError):
+    exit_code = ExitCode.AUTH
+
+
+class SafetyStop(AgiiError):
+    exit_code = ExitCode.SAFETY
+
+
+class EtagConflict(SafetyStop):
+    """The workbook changed since it was read. The engine catches this, re-reads and re-plans;
+    it only reaches the user after the retry budget is spent."""
+
+
+class LayoutError(SafetyStop):
+    """The workbook on the site is not in the expected layout (renamed header, missing sheet)."""
