@@ -76,6 +76,7 @@ class AgiiSection(BaseModel):
     retention_months: int = Field(default=6, ge=0, le=120)
     max_delete: DeleteLimit = DeleteLimit(percent=25)
     require_access_check: bool = False
+    workers: int = Field(default=4, ge=1, le=16)  # sites processed at once
     lock_file: Path | None = None
 
     @field_validator("max_delete", mode="before")

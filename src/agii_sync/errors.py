@@ -75,3 +75,14 @@ class EtagConflict(SafetyStop):
 
 class LayoutError(SafetyStop):
     """The workbook on the site is not in the expected layout (renamed header, missing sheet)."""
+
+
+class DataRejected(AgiiError):
+    """Input lines that are not valid (status-update --from, pull-status): nothing is written.
+    ``problems`` are domain Problems (line, column, code; never values)."""
+
+    exit_code = ExitCode.DATA
+
+    def __init__(self, message: str, problems: list, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems

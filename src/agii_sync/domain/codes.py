@@ -46,3 +46,10 @@ class ActivityStatus(StrEnum):
 
 
 ACTIVITY_STATUSES: tuple[str, ...] = tuple(s.value for s in ActivityStatus)
+
+# A text cell starting with one of these would be read as a formula by a spreadsheet
+# (CONTRACT §4): it is always stored as text, and an export value like that is warned about.
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+# Separators between interests in the export (CONTRACT §3).
+INTEREST_SEPARATORS: tuple[str, ...] = (";", ",", "|")

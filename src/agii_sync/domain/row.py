@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +63,16 @@ class SharedRow(BaseModel):
             for name, field in self.model_fields.items()
             if field.alias != STATUS_COLUMN
         }
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """A data row as found in a workbook: where it is, its cell values (unvalidated: a
+    hand-typed value stays as typed), and which managed cells hold a formula."""
+
+    sheet_row: int
+    row: SharedRow
+    formula_columns: tuple[str, ...] = ()
 
 
 assert tuple(f.alias for f in SharedRow.model_fields.values()) == COLUMNS

@@ -1,0 +1,245 @@
+"""The audit trail (CONTRACT §7): hash-chained JSON lines, one per run and site.
+
+Each line is the canonical JSON (sorted keys, compact, ASCII) of a record that carries
+``prev``, the sha256 of the previous line's exact bytes (or ``GENESIS`` on the first line), and
+``hash``, the sha256 of the canonical JSON of the record without ``hash``. An edited line breaks
+its own ``hash``; a removed or reordered line breaks the next line's ``prev``.
+
+A hash chain is tamper-evident, not tamper-proof: whoever can write the file can recompute the
+whole chain, and removing the last lines leaves a valid, shorter chain.
+
+Callers pass row keys (``Rij-ID``) and counts only: never a name, address, phone, e-mail or
+dossier number.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from filelock import FileLock, Timeout
+
+from .config import Config
+from .errors import InputError, TemporaryFailure
+
+GENESIS = "0" * 64
+ROW_REASONS = frozenset(
+    {"added", "updated", "moved_away", "retention", "protocol_ended", "status_set"}
+)
+CHAIN_FIELDS = frozenset({"time", "host", "prev", "hash"})
+LOCK_TIMEOUT_SECONDS = 30
+_TAIL_BLOCK = 64 * 1024
+
+AuditRow = Mapping[str, str] | tuple[str, str]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    lines: int
+    first_bad_line: int | None  # 1-based
+    reason: str
+
+
+def canonical_json(record: Mapping[str, Any]) -> str:
+    return json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    without_hash = {key: value for key, value in record.items() if key != "hash"}
+    return sha256_hex(canonical_json(without_hash).encode("ascii"))
+
+
+class AuditTrail:
+    """Appends records to one audit file; safe for several threads and processes at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        clashing = CHAIN_FIELDS & set(event)
+        if clashing:
+            raise ValueError(f"audit event may not set {sorted(clashing)}: the trail adds them")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(self.lock_path, timeout=LOCK_TIMEOUT_SECONDS):
+                return self._append_locked(event)
+        except Timeout:
+            raise TemporaryFailure(
+                f"the audit trail {self.path} stayed locked for {LOCK_TIMEOUT_SECONDS} s",
+                hint="another agii-sync process is writing it; run again",
+            ) from None
+
+    def _append_locked(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        created = not self.path.exists()
+        with open(self.path, "a+b") as file:
+            last_line, ends_with_newline = _last_line(file)
+            record: dict[str, Any] = {
+                **event,
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "host": socket.gethostname(),
+                "prev": GENESIS if last_line is None else sha256_hex(last_line),
+            }
+            record["hash"] = record_hash(record)
+            line = canonical_json(record).encode("ascii") + b"\n"
+            # After a writer died mid-line, start on a fresh line; verify() reports the torn one.
+            if last_line is not None and not ends_with_newline:
+                line = b"\n" + line
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
+        if created:
+            _fsync_folder(self.path.parent)
+        return record
+
+
+def _last_line(file: BinaryIO) -> tuple[bytes | None, bool]:
+    """The last line's bytes (without newline) and whether the file ends with a newline."""
+    end = file.seek(0, os.SEEK_END)
+    if end == 0:
+        return None, True
+    file.seek(end - 1)
+    ends_with_newline = file.read(1) == b"\n"
+    position = end - 1 if ends_with_newline else end
+    chunk = b""
+    while position > 0 and b"\n" not in chunk:
+        step = min(_TAIL_BLOCK, position)
+        position -= step
+        file.seek(position)
+        chunk = file.read(step) + chunk
+    return chunk.rsplit(b"\n", 1)[-1], ends_with_newline
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The new file's directory entry must survive a crash too; not possible on Windows.
+    if os.name == "nt":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def verify(path: Path) -> VerifyResult:
+    path = Path(path)
+    if not path.exists():
+        return VerifyResult(True, 0, None, "no audit trail yet (file does not exist)")
+    data = path.read_bytes()
+    if not data:
+        return VerifyResult(True, 0, None, "empty audit trail")
+    lines = data.split(b"\n")
+    torn_tail = lines[-1] != b""
+    if not torn_tail:
+        lines.pop()
+    prev = GENESIS
+    for number, line in enumerate(lines, start=1):
+        problem = _line_problem(line, prev)
+        if problem is None and torn_tail and number == len(lines):
+            problem = "truncated line (no newline at the end)"
+        if problem is not None:
+            return VerifyResult(False, len(lines), number, problem)
+        prev = sha256_hex(line)
+    return VerifyResult(True, len(lines), None, "hash chain intact")
+
+
+def _line_problem(line: bytes, expected_prev: str) -> str | None:
+    record = _parse(line)
+    if record is None:
+        return "not a JSON object (truncated or garbled line)"
+    if line != canonical_json(record).encode("ascii"):
+        return "not in canonical form: the line was changed"
+    if record.get("hash") != record_hash(record):
+        return "hash mismatch: the line was changed"
+    if record.get("prev") != expected_prev:
+        return "prev mismatch: a line before it was removed, added or reordered"
+    return None
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        record = _parse(line)
+        if record is None:
+            raise InputError(
+                f"{path}: line {number} is not a JSON object",
+                hint="run `agii-sync audit verify`",
+            )
+        records.append(record)
+    return records
+
+
+def audit_event(
+    *,
+    actor: str,
+    command: str,
+    site: str | None,
+    etag_before: str | None = None,
+    etag_after: str | None = None,
+    counts: Mapping[str, int] | None = None,
+    rows: Iterable[AuditRow] = (),
+) -> dict[str, Any]:
+    """An event for ``AuditTrail.append``. ``rows`` are ``{"row_id", "reason"}`` mappings or
+    ``(row_id, reason)`` pairs; reasons outside ``ROW_REASONS`` are refused."""
+    return {
+        "actor": actor,
+        "command": command,
+        "site": site,
+        "etag_before": etag_before,
+        "etag_after": etag_after,
+        "counts": dict(counts or {}),
+        "rows": [_audit_row(row) for row in rows],
+    }
+
+
+def _audit_row(row: AuditRow) -> dict[str, str]:
+    if isinstance(row, tuple):
+        row_id, reason = row
+    else:
+        # Only these two keys: anything else could carry personal data into the trail.
+        if set(row) != {"row_id", "reason"}:
+            raise ValueError("an audit row has exactly the keys row_id and reason")
+        row_id, reason = row["row_id"], row["reason"]
+    if reason not in ROW_REASONS:
+        raise ValueError(f"unknown audit reason {reason!r}; one of {sorted(ROW_REASONS)}")
+    return {"row_id": str(row_id), "reason": reason}
+
+
+def current_actor(config: Config) -> str:
+    """The app id for certificate (app-only) runs, else the OS account running the tool."""
+    if config.auth is not None and config.auth.method == "certificate":
+        return f"app:{config.auth.client_id}"
+    return f"user:{_os_user()}"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a container uid without a passwd entry
+        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"

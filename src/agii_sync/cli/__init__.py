@@ -1,0 +1,159 @@
+"""The ``agii-sync`` command line: thin Typer commands over ``runs/`` (the work) and
+``cli/render.py`` (what the user sees). Exit codes: CONTRACT §6, in ``errors.ExitCode``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from .. import __version__
+from ..config import Config, load_config
+from ..errors import AgiiError, ExitCode
+from ..output import Output
+
+app = typer.Typer(
+    name="agii-sync",
+    help=(
+        "Keep one Excel workbook per municipality on its SharePoint site in line with the AgII "
+        "data-sharing protocol for inburgeraars (participatie- en netwerktraject).\n\n"
+        "Exit codes: 0 done; 1 data problems (rows rejected, check/access-check findings); "
+        "2 usage or configuration error; 3 temporary failure, safe to run again; "
+        "4 authentication; 5 safety stop, a person must look."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+log = logging.getLogger("agii_sync")
+
+
+@dataclass
+class State:
+    config_path: Path | None = None
+    json_mode: bool = False
+    quiet: bool = False
+    verbose: int = 0
+    yes: bool = False
+
+    def __post_init__(self) -> None:
+        self.output = Output(json_mode=self.json_mode, quiet=self.quiet, verbose=self.verbose)
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @staticmethod
+    def today() -> date:
+        return date.today()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agii-sync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Config file (TOML). Default: $AGII_SYNC_CONFIG, else ./agii-sync.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")
+    ] = False,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Append log events to this file.")
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="Log file format: json or text.")
+    ] = "json",
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Answer yes to every question (for scripts).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    if log_format not in ("json", "text"):
+        _usage_exit("--log-format must be json or text")
+    from ..logs import configure_logging
+
+    configure_logging(log_file, log_format, verbose, quiet)  # type: ignore[arg-type]
+    ctx.obj = State(config, json_output, quiet, verbose, yes)
+
+
+def _usage_exit(message: str) -> NoReturn:
+    Output().failure(message)
+    raise typer.Exit(ExitCode.USAGE)
+
+
+def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
+    """Run a command's work; turn every failure into a one-line message and its exit code.
+
+    Unexpected exceptions show their type and place only: their message or locals could hold
+    personal data."""
+    state: State = ctx.obj
+    try:
+        code = work(state)
+    except AgiiError as error:
+        log.error("run.failed", extra={"fields": {"error": type(error).__name__,
+                                                  "exit_code": int(error.exit_code)}})
+        if state.json_mode:
+            state.output.document(
+                {"exit_code": int(error.exit_code), "error": _error_doc(error)}
+            )
+        state.output.error(error)
+        raise typer.Exit(int(error.exit_code)) from None
+    except KeyboardInterrupt:
+        state.output.failure("interrupted; nothing half-written (writes are atomic)")
+        raise typer.Exit(ExitCode.TEMPORARY) from None
+    except Exception as exc:  # noqa: BLE001 - the last guard against a leaking traceback
+        where = _where(exc)
+        log.error("run.crashed", extra={"fields": {"error": type(exc).__name__, "at": where}})
+        state.output.failure(
+            f"internal error {type(exc).__name__} at {where}; details are withheld because "
+            "they could contain personal data. Please report it with this line."
+        )
+        raise typer.Exit(ExitCode.SAFETY) from None
+    raise typer.Exit(int(code or 0))
+
+
+def _error_doc(error: AgiiError) -> dict[str, Any]:
+    return {"type": type(error).__name__, "message": error.message, "hint": error.hint}
+
+
+def _where(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+
+
+def main() -> None:
+    from . import admin, municipality, sync  # noqa: F401 - registers the commands
+
+    try:
+        app()
+    except SystemExit:
+        raise
+    sys.exit(0)

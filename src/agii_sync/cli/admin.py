@@ -1,0 +1,160 @@
+"""Housekeeping commands: audit, login/logout, schema."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import audit as audit_trail
+from .. import auth
+from ..errors import ExitCode, UsageError
+from ..schemas import write_schemas
+from . import State, app, execute
+
+audit_app = typer.Typer(help="The audit trail: hash-chained JSON lines (CONTRACT §7).")
+app.add_typer(audit_app, name="audit")
+
+LogOption = Annotated[
+    Path | None,
+    typer.Option("--log", help="Audit file. Default: [agii] audit_log of the config."),
+]
+
+
+def _audit_path(state: State, log: Path | None) -> Path:
+    return log if log is not None else state.config().audit_log
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, log: LogOption = None) -> None:
+    """Check the hash chain. Exit 1 naming the first line that was changed, removed or
+    reordered."""
+
+    def work(state: State) -> ExitCode:
+        path = _audit_path(state, log)
+        if not path.exists():
+            raise UsageError(f"audit trail {path} does not exist")
+        result = audit_trail.verify(path)
+        code = ExitCode.OK if result.ok else ExitCode.DATA
+        if state.json_mode:
+            state.output.document(
+                {"command": "audit verify", "exit_code": int(code), "ok": result.ok,
+                 "lines": result.lines, "first_bad_line": result.first_bad_line,
+                 "reason": result.reason}
+            )
+        elif result.ok:
+            state.output.line(f"audit trail intact: {result.lines} lines", style="green")
+        else:
+            state.output.failure(f"line {result.first_bad_line}: {result.reason}")
+        return code
+
+    execute(ctx, work)
+
+
+@audit_app.command("show")
+def audit_show(ctx: typer.Context, log: LogOption = None) -> None:
+    """Show the audit trail as a table (or JSON with --json)."""
+
+    def work(state: State) -> ExitCode:
+        records = audit_trail.read(_audit_path(state, log))
+        if state.json_mode:
+            state.output.document({"command": "audit show", "exit_code": 0, "records": records})
+            return ExitCode.OK
+        state.output.table(
+            None,
+            ("time", "actor", "command", "site", "counts", "rows", "exit"),
+            (
+                (
+                    r.get("time"),
+                    r.get("actor"),
+                    r.get("command"),
+                    r.get("site"),
+                    ", ".join(f"{k}={v}" for k, v in (r.get("counts") or {}).items() if v),
+                    len(r.get("rows") or []),
+                    r.get("exit_code", ""),
+                )
+                for r in records
+            ),
+        )
+        return ExitCode.OK
+
+    execute(ctx, work)
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    rowkey_secret_stdin: Annotated[
+        bool,
+        typer.Option("--rowkey-secret-stdin", help="Read the row-key secret from stdin."),
+    ] = False,
+    certificate_key: Annotated[
+        Path | None,
+        typer.Option("--certificate-key", help="PEM file with the app's private key."),
+    ] = None,
+) -> None:
+    """Store secrets in the OS keyring: the row-key secret (asked for on a terminal, or read
+    from stdin), the certificate's private key (from a PEM file). For a device-code config,
+    also signs you in and keeps the token cache in the keyring."""
+
+    def work(state: State) -> ExitCode:
+        stored = []
+        secret = _read_rowkey_secret(state, rowkey_secret_stdin)
+        if secret:
+            auth.store_secret("rowkey-secret", secret)
+            stored.append("row-key secret")
+        if certificate_key is not None:
+            auth.store_secret("certificate-key", certificate_key.read_text(encoding="utf-8"))
+            stored.append("certificate key")
+        if not stored:
+            raise UsageError("nothing to store", hint="see `agii-sync login --help`")
+        state.output.info("stored in the keyring: " + ", ".join(stored))
+        return ExitCode.OK
+
+    execute(ctx, work)
+
+
+def _read_rowkey_secret(state: State, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().strip()
+    if not sys.stdin.isatty():
+        return ""
+    import getpass
+
+    return getpass.getpass("Row-key secret (empty to skip): ").strip()
+
+
+@app.command()
+def logout(ctx: typer.Context) -> None:
+    """Remove every secret and token agii-sync keeps in the OS keyring."""
+
+    def work(state: State) -> ExitCode:
+        removed = auth.logout()
+        state.output.info("removed: " + (", ".join(removed) if removed else "nothing was stored"))
+        return ExitCode.OK
+
+    execute(ctx, work)
+
+
+@app.command()
+def schema(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail (exit 1) if schemas/ is out of date.")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write.")] = Path("schemas"),
+) -> None:
+    """Write JSON Schemas of the export record and the shared row, and the code lists, from
+    the models (for developers). With --check, change nothing and fail when they drift."""
+
+    def work(state: State) -> ExitCode:
+        stale = write_schemas(out, check_only=check)
+        if check and stale:
+            state.output.failure("out of date: " + ", ".join(stale) + " (run `agii-sync schema`)")
+            return ExitCode.DATA
+        state.output.info("schemas up to date" if check else f"wrote {out}")
+        return ExitCode.OK
+
+    execute(ctx, work)

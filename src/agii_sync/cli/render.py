@@ -1,0 +1,148 @@
+"""Turn run reports into what the user sees: rich tables on a terminal, or one JSON document.
+
+Reports name rows by line number, column and code, and people by their pseudonymous Rij-ID
+only; no value of the export ever reaches this module's output except in ``list``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..domain.check import Finding
+from ..domain.problems import Problem
+from ..engine import SiteOutcome
+from ..errors import ExitCode
+from ..output import Output
+
+MARKS = {"added": "+", "updated": "*", "status_set": "*"}
+
+
+def problem_doc(p: Problem) -> dict[str, Any]:
+    return {
+        "line": p.line,
+        "column": p.column,
+        "code": str(p.code),
+        "severity": str(p.severity),
+        "message": p.message,
+    }
+
+
+def finding_doc(f: Finding) -> dict[str, Any]:
+    return {"row": f.row, "column": f.column, "code": f.code, "message": f.message}
+
+
+def outcome_doc(o: SiteOutcome, *, changes: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "site": o.site,
+        "exit_code": int(o.exit_code),
+        "written": o.written,
+        "created": o.created,
+        "etag_before": o.etag_before,
+        "etag_after": o.etag_after,
+        "counts": o.plan.counts() if o.plan else {},
+        "error": None,
+        "findings": [finding_doc(f) for f in o.findings],
+    }
+    doc.update({k: v for k, v in o.details.items()})
+    if o.plan and changes:
+        doc["changes"] = [
+            {"row_id": c.row_id, "reason": c.reason, "columns": list(c.columns)}
+            | ({"old": c.old, "new": c.new} if c.reason == "status_set" else {})
+            for c in o.plan.changes
+        ]
+    if o.error is not None:
+        doc["error"] = {
+            "type": type(o.error).__name__,
+            "message": o.error.message,
+            "hint": o.error.hint,
+        }
+    return doc
+
+
+def problems(out: Output, items: Iterable[Problem], title: str = "Rejected rows") -> None:
+    items = list(items)
+    if not items:
+        return
+    out.table(
+        title,
+        ("line", "column", "code", "severity", "message"),
+        ((p.line, p.column, p.code, p.severity, p.message) for p in items),
+    )
+
+
+def findings(out: Output, site: str, items: Iterable[Finding]) -> None:
+    items = list(items)
+    if items:
+        out.table(
+            f"{site}: findings",
+            ("row", "column", "code", "message"),
+            ((f.row, f.column, f.code, f.message) for f in items),
+        )
+
+
+def outcomes(out: Output, items: list[SiteOutcome], *, show_changes: bool) -> None:
+    out.table(
+        None,
+        ("site", "result", "added", "updated", "removed", "unchanged", "note"),
+        (_summary_row(o) for o in items),
+    )
+    for o in items:
+        if show_changes and o.plan and o.plan.changes:
+            out.line(f"{o.site}:")
+            for change in o.plan.changes:
+                out.line("  " + change_line(change))
+        if o.error is not None:
+            out.error(o.error)
+
+
+def change_line(change: Any) -> str:
+    mark = MARKS.get(change.reason, "-")
+    text = f"{mark} {change.row_id} {change.reason}"
+    if change.columns:
+        text += f" ({', '.join(change.columns)})"
+    if change.reason == "status_set":
+        text += f": {change.old or '(leeg)'} -> {change.new}"
+    return text
+
+
+def _summary_row(o: SiteOutcome) -> tuple[object, ...]:
+    counts = o.plan.counts() if o.plan else {}
+    return (
+        o.site,
+        _result(o),
+        counts.get("added", ""),
+        counts.get("updated", ""),
+        counts.get("removed", ""),
+        counts.get("unchanged", ""),
+        _note(o),
+    )
+
+
+def _result(o: SiteOutcome) -> str:
+    if o.error is not None:
+        return f"error ({int(o.exit_code)})"
+    if o.findings:
+        return f"{len(o.findings)} finding(s)"
+    if o.written:
+        return "created" if o.created else "written"
+    return "unchanged"
+
+
+def _note(o: SiteOutcome) -> str:
+    notes = []
+    if o.error is not None:
+        notes.append(type(o.error).__name__)
+    if o.details.get("already_present"):
+        notes.append("workbook already present, left as is")
+    if o.versions_deleted:
+        notes.append(f"{o.versions_deleted} old version(s) deleted")
+    if o.details.get("past_retention_not_added"):
+        notes.append(f"{o.details['past_retention_not_added']} past retention, not shared")
+    if o.attempts > 1:
+        notes.append(f"re-read {o.attempts - 1}x after a concurrent change")
+    return "; ".join(notes)
+
+
+def exit_doc(code: ExitCode) -> dict[str, int]:
+    return {"exit_code": int(code)}

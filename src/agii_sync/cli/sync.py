@@ -1,0 +1,198 @@
+"""AgII's commands: init, validate, push, check, purge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import DeleteLimit
+from ..domain.routing import route
+from ..engine import Run, worst
+from ..errors import ExitCode, UsageError
+from ..formats.export_reader import read_export
+from ..runlock import run_lock
+from ..runs.push import push as run_push
+from ..runs.workbooks import check_site, init_site, purge_site
+from . import State, app, execute, render
+
+SiteOption = Annotated[
+    list[str] | None,
+    typer.Option("--site", help="A municipality id from the config (repeatable). Default: all."),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the plan; write nothing.")]
+ExportArg = Annotated[
+    Path, typer.Argument(help="AgII export: CSV (UTF-8 or Windows-1252, ; or ,) or XLSX.")
+]
+
+
+def _report_sites(state: State, command: str, outcomes, *, show_changes: bool, extra=None):  # type: ignore[no-untyped-def]
+    code = worst(outcomes)
+    if state.json_mode:
+        doc = {"command": command, "exit_code": int(code), **(extra or {})}
+        doc["sites"] = [render.outcome_doc(o) for o in outcomes]
+        state.output.document(doc)
+    else:
+        render.outcomes(state.output, outcomes, show_changes=show_changes)
+        for o in outcomes:
+            render.findings(state.output, o.site, o.findings)
+    return code
+
+
+@app.command()
+def init(ctx: typer.Context, site: SiteOption = None) -> None:
+    """Create the empty workbook (sheet, header, drop-down, Toelichting) on each site that has
+    none. A workbook that exists is never overwritten."""
+
+    def work(state: State) -> ExitCode:
+        config = state.config()
+        run = Run(config, "init", state.today())
+        with run_lock(config.lock_file):
+            outcomes = run.for_each_site(config.select(site), lambda m: init_site(run, m))
+        return _report_sites(state, "init", outcomes, show_changes=False)
+
+    execute(ctx, work)
+
+
+@app.command()
+def validate(ctx: typer.Context, export: ExportArg) -> None:
+    """Check an export offline and report every rejected row (line, column, code; never its
+    values). Writes nothing. Exit 1 if any row is rejected."""
+
+    def work(state: State) -> ExitCode:
+        config = state.config()
+        result = read_export(export)
+        routing = route(result.records, config.municipalities)
+        problems = sorted([*result.problems, *routing.problems], key=lambda p: (p.line or 0))
+        errors = [p for p in problems if p.severity == "error"]
+        code = ExitCode.DATA if errors else ExitCode.OK
+        per_site = {m_id: len(rows) for m_id, rows in routing.by_site.items()}
+        summary = {
+            "rows_read": result.rows_read,
+            "valid": sum(per_site.values()),
+            "rejected": len({p.line for p in errors}),
+            "skipped_other_nis": routing.skipped_other_nis,
+            "unknown_columns": list(result.unknown_columns),
+            "per_site": per_site,
+        }
+        if state.json_mode:
+            state.output.document(
+                {"command": "validate", "exit_code": int(code), **summary,
+                 "problems": [render.problem_doc(p) for p in problems]}
+            )
+            return code
+        _export_summary(state, summary)
+        render.problems(state.output, problems)
+        return code
+
+    execute(ctx, work)
+
+
+def _export_summary(state: State, summary: dict) -> None:  # type: ignore[type-arg]
+    out = state.output
+    out.line(
+        f"{summary['rows_read']} rows read, {summary['valid']} valid, "
+        f"{summary['rejected']} rejected, {summary['skipped_other_nis']} for municipalities "
+        "not in the config (skipped)"
+    )
+    if summary["unknown_columns"]:
+        out.line("columns not in the protocol, never copied: " + ", ".join(summary["unknown_columns"]))
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    export: ExportArg,
+    site: SiteOption = None,
+    dry_run: DryRun = False,
+    max_delete: Annotated[
+        str | None,
+        typer.Option(
+            "--max-delete",
+            help="Refuse to remove more than this many people per site: a count (40) or a "
+            "share (25%). Default: [agii] max_delete.",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write nothing anywhere if any row is rejected.")
+    ] = False,
+) -> None:
+    """Bring each municipality's workbook in line with the export: add new people, update
+    changed ones, keep every 'Status activiteit', remove people no longer in the export for
+    that municipality (moved_away) and people past retention."""
+
+    def work(state: State) -> ExitCode:
+        limit = _limit(max_delete)
+        config = state.config()
+        run = Run(config, "push", state.today(), dry_run=dry_run)
+        with run_lock(config.lock_file):
+            report = run_push(run, export, sites=site, max_delete=limit, strict=strict)
+        ex = report.export
+        summary = {
+            "rows_read": ex.rows_read,
+            "valid": ex.valid,
+            "rejected": len({p.line for p in ex.problems if p.severity == "error"}),
+            "skipped_other_nis": ex.skipped_other_nis,
+            "unknown_columns": ex.unknown_columns,
+        }
+        if state.json_mode:
+            extra = {
+                "dry_run": dry_run,
+                "strict_blocked": report.blocked_by_strict,
+                "export": summary | {"problems": [render.problem_doc(p) for p in ex.problems]},
+            }
+            _report_sites(state, "push", report.outcomes, show_changes=True, extra=extra)
+            return report.exit_code
+        _export_summary(state, summary)
+        render.problems(state.output, ex.problems)
+        if report.blocked_by_strict:
+            state.output.warn("--strict: rows were rejected, so nothing was written anywhere")
+        if dry_run:
+            state.output.line("dry run: nothing was written", style="bold")
+        _report_sites(state, "push", report.outcomes, show_changes=dry_run or state.verbose > 0)
+        return report.exit_code
+
+    execute(ctx, work)
+
+
+def _limit(text: str | None) -> DeleteLimit | None:
+    if text is None:
+        return None
+    try:
+        return DeleteLimit.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--max-delete {exc}") from None
+
+
+@app.command()
+def check(ctx: typer.Context, site: SiteOption = None) -> None:
+    """Validate the workbook on each site: header, unique row keys, code lists, status values,
+    formulas, rows past retention. Exit 1 if anything is found."""
+
+    def work(state: State) -> ExitCode:
+        config = state.config()
+        run = Run(config, "check", state.today())
+        outcomes = run.for_each_site(config.select(site), lambda m: check_site(run, m))
+        return _report_sites(state, "check", outcomes, show_changes=False)
+
+    execute(ctx, work)
+
+
+@app.command()
+def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) -> None:
+    """Remove rows past 'Bewaren tot', and every row of a municipality whose protocol has
+    ended; then delete the workbook's older versions on the site so removed data does not
+    live on in version history. Works from the workbooks alone (no export)."""
+
+    def work(state: State) -> ExitCode:
+        config = state.config()
+        run = Run(config, "purge", state.today(), dry_run=dry_run)
+        with run_lock(config.lock_file):
+            outcomes = run.for_each_site(config.select(site), lambda m: purge_site(run, m))
+        if dry_run and not state.json_mode:
+            state.output.line("dry run: nothing was written", style="bold")
+        return _report_sites(state, "purge", outcomes, show_changes=dry_run or state.verbose > 0)
+
+    execute(ctx, work)

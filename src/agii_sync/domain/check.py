@@ -1,0 +1,72 @@
+"""Findings about a workbook's rows (``check``): pure, from the rows read and today's date.
+
+A finding names a sheet row, a column and a stable code, never a cell's value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from .codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, NO_INTEREST, StatusMO
+from .plan import past_retention
+from .row import ROW_ID_PATTERN, SheetRow
+
+INTEREST_LABELS = frozenset(INTERESTS.values())
+MO_STATUSES = frozenset(s.value for s in StatusMO)
+DUTCH_LEVELS = frozenset((*CEFR_LEVELS, DUTCH_UNKNOWN))
+LANGUAGE_DISPLAY = re.compile(r"^.+ \([A-Z]{3}\)$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    row: int | None
+    column: str | None
+    code: str
+    message: str
+
+
+def check_rows(rows: Iterable[SheetRow], today: date) -> list[Finding]:
+    rows = list(rows)
+    findings: list[Finding] = []
+    counts = Counter(r.row.rij_id for r in rows)
+    for item in rows:
+        findings.extend(_check_row(item, today, counts))
+    return findings
+
+
+def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Finding]:
+    row, n = item.row, item.sheet_row
+    for column in item.formula_columns:
+        yield Finding(n, column, "formula", "a formula in a managed column")
+    if not re.match(ROW_ID_PATTERN, row.rij_id):
+        yield Finding(n, "Rij-ID", "invalid_row_id", "not a row key made by agii-sync (hand-added row?)")
+    elif counts[row.rij_id] > 1:
+        yield Finding(n, "Rij-ID", "duplicate_row_id", "this Rij-ID appears more than once")
+    for column, value in (("Naam", row.naam), ("Voornaam", row.voornaam), ("Adres", row.adres)):
+        if not value:
+            yield Finding(n, column, "missing_value", "empty")
+    if row.status_activiteit and row.status_activiteit not in ACTIVITY_STATUSES:
+        yield Finding(n, "Status activiteit", "unknown_status", "not in the list (kept as typed)")
+    if row.status_mo not in MO_STATUSES:
+        yield Finding(n, "Status MO", "invalid_code", "not in the MO status list")
+    if row.niveau_nederlands not in DUTCH_LEVELS:
+        yield Finding(n, "Niveau Nederlands", "invalid_code", "not a CEFR level or 'onbekend'")
+    if not _interests_valid(row.interesses):
+        yield Finding(n, "Interesses en noden", "invalid_code", "not from the protocol's list")
+    if not LANGUAGE_DISPLAY.match(row.contacttaal):
+        yield Finding(n, "Contacttaal", "invalid_code", "not 'Name (CODE)'")
+    if row.bewaren_tot is not None and not isinstance(row.bewaren_tot, date):
+        yield Finding(n, "Bewaren tot", "invalid_date", "not a date")
+    elif past_retention(row, today):
+        yield Finding(n, "Bewaren tot", "past_retention", "past its retention date; run purge")
+
+
+def _interests_valid(text: str) -> bool:
+    if text == NO_INTEREST:
+        return True
+    labels = [part.strip() for part in text.split(";")]
+    return bool(labels) and all(label in INTEREST_LABELS for label in labels)

@@ -1,0 +1,159 @@
+"""Plans: what a run will do to one site's rows. Pure functions, no I/O.
+
+A plan is computed from the rows read from the workbook and what is wanted (the export for a
+push, the calendar for a purge, the edits for a status-update). Applying it yields the rows to
+write. An empty plan means nothing is uploaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from .row import STATUS_COLUMN, SharedRow
+
+Reason = Literal["added", "updated", "moved_away", "retention", "protocol_ended", "status_set"]
+REMOVALS: tuple[Reason, ...] = ("moved_away", "retention", "protocol_ended")
+
+
+@dataclass(frozen=True)
+class Change:
+    row_id: str
+    reason: Reason
+    columns: tuple[str, ...] = ()  # for "updated": which columns changed
+    old: str | None = None  # for "status_set": the status before (a code-list value, not data)
+    new: str | None = None
+
+
+@dataclass
+class Plan:
+    rows: list[SharedRow]  # the rows to write, in order
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    total_before: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.changes
+
+    def of(self, *reasons: Reason) -> list[Change]:
+        return [c for c in self.changes if c.reason in reasons]
+
+    @property
+    def removed(self) -> list[Change]:
+        return self.of(*REMOVALS)
+
+    def counts(self) -> dict[str, int]:
+        """added / updated / removed / status_set / unchanged, plus removals per reason."""
+        counts = {"added": 0, "updated": 0, "removed": 0}
+        for change in self.changes:
+            if change.reason in REMOVALS:
+                counts["removed"] += 1
+            counts[change.reason] = counts.get(change.reason, 0) + 1
+        counts["unchanged"] = self.unchanged
+        return counts
+
+
+def past_retention(row: SharedRow, today: date) -> bool:
+    """Kept through the last day of ``Bewaren tot``; gone the day after."""
+    return isinstance(row.bewaren_tot, date) and today > row.bewaren_tot
+
+
+def plan_push(
+    current: Iterable[SharedRow],
+    desired: Iterable[SharedRow],
+    *,
+    today: date,
+    keep: frozenset[str] = frozenset(),
+) -> Plan:
+    """Bring the workbook in line with the export for this municipality.
+
+    ``keep`` holds row IDs of people whose export row was rejected: they are still shared, so
+    their row stays as it is (unless past retention) rather than counting as moved away.
+    Every existing ``Status activiteit`` is carried over.
+    """
+    current = list(current)
+    wanted = {row.rij_id: row for row in desired if not past_retention(row, today)}
+    plan = Plan(rows=[], total_before=len(current))
+    for row in current:
+        new = wanted.pop(row.rij_id, None)
+        if past_retention(row, today) or (new is None and row.rij_id not in keep):
+            reason: Reason = "retention" if past_retention(row, today) else "moved_away"
+            plan.changes.append(Change(row.rij_id, reason))
+            continue
+        if new is None:
+            plan.rows.append(row)
+            plan.unchanged += 1
+            continue
+        merged = new.model_copy(update={"status_activiteit": row.status_activiteit})
+        columns = changed_columns(row, merged)
+        if columns:
+            plan.changes.append(Change(row.rij_id, "updated", columns))
+        else:
+            plan.unchanged += 1
+        plan.rows.append(merged)
+    for row_id, row in wanted.items():
+        plan.rows.append(row)
+        plan.changes.append(Change(row_id, "added"))
+    return plan
+
+
+def plan_purge(current: Iterable[SharedRow], *, today: date, protocol_ended: bool) -> Plan:
+    """Remove rows past retention, or every row once the protocol has ended."""
+    current = list(current)
+    plan = Plan(rows=[], total_before=len(current))
+    for row in current:
+        if protocol_ended:
+            plan.changes.append(Change(row.rij_id, "protocol_ended"))
+        elif past_retention(row, today):
+            plan.changes.append(Change(row.rij_id, "retention"))
+        else:
+            plan.rows.append(row)
+            plan.unchanged += 1
+    return plan
+
+
+def plan_status(current: Iterable[SharedRow], edits: dict[str, str]) -> Plan:
+    """Set ``Status activiteit`` of the rows in ``edits`` (row ID → new status)."""
+    current = list(current)
+    plan = Plan(rows=[], total_before=len(current))
+    for row in current:
+        new = edits.get(row.rij_id)
+        if new is None or new == row.status_activiteit:
+            plan.rows.append(row)
+            plan.unchanged += 1
+            continue
+        plan.rows.append(row.model_copy(update={"status_activiteit": new}))
+        plan.changes.append(Change(row.rij_id, "status_set", old=row.status_activiteit, new=new))
+    return plan
+
+
+def changed_columns(old: SharedRow, new: SharedRow) -> tuple[str, ...]:
+    before, after = old.agii_cells(), new.agii_cells()
+    return tuple(column for column in after if before[column] != after[column])
+
+
+def statuses_kept(before: Iterable[SharedRow], after: Iterable[SharedRow]) -> list[str]:
+    """Row IDs still present whose status changed: must be empty after a push or purge."""
+    old = {row.rij_id: row.status_activiteit for row in before}
+    return [
+        row.rij_id
+        for row in after
+        if row.rij_id in old and old[row.rij_id] != row.status_activiteit
+    ]
+
+
+__all__ = [
+    "STATUS_COLUMN",
+    "Change",
+    "Plan",
+    "Reason",
+    "changed_columns",
+    "past_retention",
+    "plan_purge",
+    "plan_push",
+    "plan_status",
+    "statuses_kept",
+]

@@ -1,0 +1,118 @@
+"""Row-level findings on an export: where (line, column), what (a stable code), never which value.
+
+A Problem's message is built from its code and column only, so a report can never become a
+second copy of personal data (CONTRACT §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the row is rejected
+    WARNING = "warning"  # the row is kept
+
+
+class ProblemCode(StrEnum):
+    MISSING_VALUE = "missing_value"
+    VALUE_TOO_LONG = "value_too_long"
+    CONTROL_CHARACTER = "control_character"
+    FORMULA_LIKE_TEXT = "formula_like_text"
+    EXTRA_FIELDS = "extra_fields"
+    INVALID_DOSSIER = "invalid_dossier"
+    DUPLICATE_DOSSIER = "duplicate_dossier"
+    INVALID_NIS = "invalid_nis"
+    INVALID_POSTCODE = "invalid_postcode"
+    POSTCODE_MISMATCH = "postcode_mismatch"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_EMAIL = "invalid_email"
+    UNKNOWN_LANGUAGE = "unknown_language"
+    INVALID_DUTCH_LEVEL = "invalid_dutch_level"
+    INVALID_STATUS_MO = "invalid_status_mo"
+    UNKNOWN_INTEREST = "unknown_interest"
+    GEEN_WITH_OTHERS = "geen_with_others"
+    INVALID_DATE = "invalid_date"
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self]
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING if self in WARNINGS else Severity.ERROR
+
+
+DESCRIPTIONS: dict[ProblemCode, str] = {
+    ProblemCode.MISSING_VALUE: "a required value is empty",
+    ProblemCode.VALUE_TOO_LONG: "the value is longer than a workbook cell may hold for it",
+    ProblemCode.CONTROL_CHARACTER: "the value contains a control character (e.g. NUL)",
+    ProblemCode.FORMULA_LIKE_TEXT: (
+        "the value starts like a spreadsheet formula; it is kept and stored as plain text"
+    ),
+    ProblemCode.EXTRA_FIELDS: "the line has more fields than the header (a stray delimiter?)",
+    ProblemCode.INVALID_DOSSIER: "not a dossier number (letters, digits, '-', '/' or '.')",
+    ProblemCode.DUPLICATE_DOSSIER: (
+        "the dossier number occurs on more than one line; every occurrence is rejected"
+    ),
+    ProblemCode.INVALID_NIS: "not a NIS code (5 digits)",
+    ProblemCode.INVALID_POSTCODE: "not a Belgian postcode (4 digits)",
+    ProblemCode.POSTCODE_MISMATCH: "the postcode is not one of the municipality's postcodes",
+    ProblemCode.INVALID_PHONE: "not a valid phone number",
+    ProblemCode.INVALID_EMAIL: "not a valid e-mail address",
+    ProblemCode.UNKNOWN_LANGUAGE: (
+        "not an ISO 639-2/639-3 language code or Dutch language name (or ambiguous)"
+    ),
+    ProblemCode.INVALID_DUTCH_LEVEL: "not a CEFR level A1..C2",
+    ProblemCode.INVALID_STATUS_MO: "not one of the MO statuses",
+    ProblemCode.UNKNOWN_INTEREST: "an interest that is not one of the 11 codes or labels",
+    ProblemCode.GEEN_WITH_OTHERS: "'geen' together with other interests",
+    ProblemCode.INVALID_DATE: "not a date (YYYY-MM-DD, DD/MM/YYYY or an Excel date)",
+}
+WARNINGS: frozenset[ProblemCode] = frozenset({ProblemCode.FORMULA_LIKE_TEXT})
+
+assert set(DESCRIPTIONS) == set(ProblemCode)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding. ``line`` counts as a person does (header = line 1); ``column`` is the
+    canonical export column name. Build it with :meth:`of` so the message holds no value."""
+
+    line: int | None
+    column: str | None
+    code: ProblemCode
+    message: str
+    severity: Severity
+
+    @classmethod
+    def of(cls, code: ProblemCode, *, line: int | None, column: str | None) -> Problem:
+        return cls(
+            line=line,
+            column=column,
+            code=code,
+            message=message_for(code, column),
+            severity=code.severity,
+        )
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "line": self.line,
+            "column": self.column,
+            "code": str(self.code),
+            "severity": str(self.severity),
+            "message": self.message,
+        }
+
+
+def message_for(code: ProblemCode, column: str | None) -> str:
+    return f"{column}: {code.description}" if column else code.description
+
+
+def has_errors(problems: list[Problem]) -> bool:
+    return any(p.is_error for p in problems)

@@ -1,0 +1,43 @@
+"""The ``Rij-ID`` (CONTRACT §4): a pseudonymous key for one person in one municipality.
+
+``HMAC-SHA256(secret, "<nis>:<DOSSIER>")`` over UTF-8, where ``nis`` is exactly five ASCII
+digits (so the first ``:`` always ends it and no two (nis, dossier) pairs share a message) and
+``DOSSIER`` is the dossier number stripped and upper-cased. The first 50 bits of the digest,
+in Crockford base32, are shown as ``XXXXX-XXXXX``. Because the NIS code is inside the MAC, the
+same person has unrelated keys in two municipalities; without the secret the key reveals
+nothing about the dossier number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+KEY_BITS = 50
+_BITS_PER_CHAR = 5
+_GROUP = 5
+
+
+def row_key(secret: bytes, nis: str, dossier: str) -> str:
+    if not secret:
+        raise ValueError("the row-key secret is empty")
+    if not (len(nis) == 5 and nis.isascii() and nis.isdigit()):
+        raise ValueError("nis must be five digits")
+    message = f"{nis}:{normalize_dossier(dossier)}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    bits = int.from_bytes(digest[:7], "big") >> (7 * 8 - KEY_BITS)
+    text = _crockford(bits, KEY_BITS // _BITS_PER_CHAR)
+    return f"{text[:_GROUP]}-{text[_GROUP:]}"
+
+
+def normalize_dossier(dossier: str) -> str:
+    return dossier.strip().upper()
+
+
+def _crockford(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, index = divmod(value, 32)
+        chars.append(CROCKFORD_ALPHABET[index])
+    return "".join(reversed(chars))

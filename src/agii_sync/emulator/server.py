@@ -1,0 +1,378 @@
+"""The HTTP side of the emulator: routing, latency, fault injection, stats, control endpoints."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import random
+import socket
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from .api import (
+    JSON_TYPE,
+    UNSUPPORTED_CODE,
+    Api,
+    ApiRequest,
+    LockRegistry,
+    Reply,
+    Unsupported,
+    error_reply,
+)
+from .odata import ODataPathError, parse_path
+from .store import SiteStore, StoreError
+
+API_PREFIX = "/sites/"
+CONTROL_PREFIX = "/_emulator/"
+UNAUTHORIZED_CODE = "-2147024891, System.UnauthorizedAccessException"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Settings:
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    retry_after: float = 1.0
+    verbose: bool = False
+
+    def update(self, changes: dict[str, Any]) -> None:
+        for name in ("latency_ms", "fault_rate", "retry_after"):
+            if name in changes:
+                setattr(self, name, float(changes[name]))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "fault_rate": self.fault_rate,
+            "retry_after": self.retry_after,
+        }
+
+
+class Stats:
+    """Request counts per path kind and method, injected faults and early retries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests: dict[str, Counter[str]] = defaultdict(Counter)
+            self.responses: Counter[str] = Counter()
+            self.faults: Counter[str] = Counter()
+            self.early_retries = 0
+
+    def request(self, kind: str, method: str) -> None:
+        with self._lock:
+            self.requests[kind][method] += 1
+
+    def response(self, status: int) -> None:
+        with self._lock:
+            self.responses[str(status)] += 1
+
+    def fault(self, status: int) -> None:
+        with self._lock:
+            self.faults[str(status)] += 1
+
+    def early_retry(self) -> None:
+        with self._lock:
+            self.early_retries += 1
+
+    def as_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": {kind: dict(methods) for kind, methods in sorted(self.requests.items())},
+                "total_requests": sum(sum(m.values()) for m in self.requests.values()),
+                "responses": dict(sorted(self.responses.items())),
+                "faults_injected": dict(self.faults),
+                "faults_total": sum(self.faults.values()),
+                "early_retries": self.early_retries,
+            }
+
+
+class Throttle:
+    """Random 429/503 answers, and a memory of who was told to wait for how long.
+
+    A client that repeats the same request (same address, method and path) before its
+    Retry-After has passed gets 429 again and is counted as an early retry.
+    """
+
+    def __init__(self, settings: Settings, stats: Stats, seed: int | None) -> None:
+        self.settings = settings
+        self.stats = stats
+        self._rng = random.Random(seed)
+        self._until: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: tuple[str, str, str]) -> Reply | None:
+        now = time.monotonic()
+        with self._lock:
+            until = self._until.get(key)
+            if until is not None and now < until:
+                self.stats.early_retry()
+                self.stats.fault(429)
+                return self._reply(429, until - now)
+            self._until.pop(key, None)
+            if self._rng.random() >= self.settings.fault_rate:
+                return None
+            status = self._rng.choice((429, 503))
+            self._until[key] = now + self.settings.retry_after
+        self.stats.fault(status)
+        return self._reply(status, self.settings.retry_after)
+
+    def _reply(self, status: int, wait: float) -> Reply:
+        if status == 429:
+            code, message = "-2147024860, Microsoft.SharePoint.SPQueryThrottledException", "Throttled."
+        else:
+            code, message = "-1, System.Web.HttpException", "Server Too Busy."
+        reply = error_reply(status, code, message)
+        reply.headers["Retry-After"] = self._format(wait)
+        return reply
+
+    def _format(self, wait: float) -> str:
+        if float(self.settings.retry_after).is_integer():
+            return str(max(1, math.ceil(wait)))  # the RFC form, what SharePoint sends
+        return f"{wait:.3f}"
+
+
+class Emulator:
+    """The emulator's state, shared by every handler thread."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        settings: Settings | None = None,
+        locks: list[str] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.root = root
+        self.settings = settings or Settings()
+        self.stats = Stats()
+        self.locks = LockRegistry(locks)
+        self.api = Api(self.locks)
+        self.throttle = Throttle(self.settings, self.stats, seed)
+        self._sites: dict[str, SiteStore] = {}
+        self._sites_lock = threading.Lock()
+        self.base_url = ""
+        self._server: ThreadingHTTPServer | None = None
+
+    def site(self, name: str) -> SiteStore:
+        with self._sites_lock:
+            key = name.lower()
+            if key not in self._sites:
+                self._sites[key] = SiteStore(self.root, name)
+            return self._sites[key]
+
+    def bind(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if not is_loopback(host):
+            raise ValueError(f"the emulator only listens on a loopback address, not {host}")
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _Handler)
+        self._server.emulator = self  # type: ignore[attr-defined]
+        bound_port = self._server.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown}:{bound_port}"
+        return self.base_url
+
+    def serve_forever(self) -> None:
+        assert self._server is not None, "call bind() first"
+        self._server.serve_forever(poll_interval=0.2)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Bind and serve on a daemon thread (for in-process use, e.g. ``agii-sync demo``)."""
+        url = self.bind(host, port)
+        threading.Thread(target=self.serve_forever, name="agii-emulator", daemon=True).start()
+        return url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Emulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "agii-sync-emulator"
+
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.emulator.settings.verbose:
+            sys.stderr.write(f"emulator: {format % args}\n")
+
+    def _handle(self, verb: str) -> None:
+        body = self._read_body()
+        raw_path, _, raw_query = self.path.partition("?")
+        try:
+            if raw_path.lower().startswith(CONTROL_PREFIX):
+                reply = self._control(verb, raw_path.lower(), body)
+            else:
+                reply = self._api(verb, raw_path, raw_query, body)
+        except Exception as exc:  # a bug must not kill the connection silently
+            reply = error_reply(500, "-2146233088, System.Exception", type(exc).__name__)
+        self._send(reply)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _send(self, reply: Reply) -> None:
+        self.emulator.stats.response(reply.status)
+        self.send_response(reply.status)
+        if reply.content_type:
+            self.send_header("Content-Type", reply.content_type)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if reply.body:
+            self.wfile.write(reply.body)
+
+    # --- the SharePoint API ------------------------------------------------------------------
+
+    def _api(self, verb: str, raw_path: str, raw_query: str, body: bytes) -> Reply:
+        emulator = self.emulator
+        if emulator.settings.latency_ms:
+            time.sleep(emulator.settings.latency_ms / 1000)
+        path = unquote(raw_path)
+        site_name, sep, rest = path[len(API_PREFIX) :].partition("/")
+        if not path.lower().startswith(API_PREFIX) or not site_name or not sep:
+            return error_reply(404, UNSUPPORTED_CODE, "Not a site API path.")
+        if not (rest.lower() == "_api" or rest.lower().startswith("_api/")):
+            return error_reply(404, UNSUPPORTED_CODE, "Not a site API path.")
+        method = self.headers.get("X-HTTP-Method", verb).upper()
+        kind, run = self._resolve(site_name, rest[4:], method, raw_query, body)
+        emulator.stats.request(kind, verb)
+        refusal = self._refuse(verb, raw_path, raw_query)
+        if refusal is not None:
+            return refusal
+        try:
+            return run()
+        except StoreError as exc:
+            return error_reply(exc.status, exc.code, exc.message)
+        except Unsupported as exc:
+            return error_reply(400, UNSUPPORTED_CODE, f"Not supported by the emulator: {exc}")
+
+    def _resolve(self, site_name: str, rest: str, method: str, raw_query: str, body: bytes):
+        store = self.emulator.site(site_name)
+        site_url = f"{self.emulator.base_url}{store.server_relative_root}"
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        try:
+            req = ApiRequest(method, parse_path(rest), query, self.headers, body, site_url)
+            operation = self.emulator.api.operation(store, req)
+        except (ODataPathError, Unsupported) as exc:
+            message = f"Not supported by the emulator: {exc}"
+            return "unsupported", lambda: error_reply(400, UNSUPPORTED_CODE, message)
+        return operation.kind, operation.run
+
+    def _refuse(self, verb: str, raw_path: str, raw_query: str) -> Reply | None:
+        """Authentication, the odata flavour, then injected faults."""
+        auth = self.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+        if not token or token == "None":
+            return error_reply(401, UNAUTHORIZED_CODE, "Access denied: no bearer token.")
+        if token.startswith("denied"):
+            return error_reply(403, UNAUTHORIZED_CODE, "Access denied.")
+        accept = self.headers.get("Accept", "")
+        if "odata=" in accept and "odata=verbose" not in accept:
+            return error_reply(406, UNSUPPORTED_CODE, "The emulator only speaks odata=verbose.")
+        key = (self.client_address[0], verb, f"{raw_path}?{raw_query}")
+        return self.emulator.throttle.check(key)
+
+    # --- control endpoints for tests ---------------------------------------------------------
+
+    def _control(self, verb: str, path: str, body: bytes) -> Reply:
+        emulator = self.emulator
+        name = path[len(CONTROL_PREFIX) :].rstrip("/")
+        if verb == "GET" and name == "stats":
+            return _plain_json(emulator.stats.as_json())
+        if verb == "POST" and name == "stats/reset":
+            emulator.stats.reset()
+            return _plain_json({"ok": True})
+        if verb == "GET" and name == "locks":
+            return _plain_json({"locks": emulator.locks.urls()})
+        if verb == "GET" and name == "config":
+            return _plain_json(emulator.settings.as_json())
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return _plain_json({"error": "body is not JSON"}, 400)
+        if verb == "POST" and name in ("lock", "unlock") and isinstance(data.get("url"), str):
+            action = emulator.locks.lock if name == "lock" else emulator.locks.unlock
+            action(data["url"])
+            return _plain_json({"locks": emulator.locks.urls()})
+        if verb == "POST" and name == "config":
+            emulator.settings.update(data)
+            return _plain_json(emulator.settings.as_json())
+        return _plain_json({"error": f"unknown control endpoint {verb} {path}"}, 404)
+
+
+def _plain_json(data: Any, status: int = 200) -> Reply:
+    return Reply(status, json.dumps(data).encode(), "application/json")
+
+
+__all__ = ["Emulator", "Settings", "is_loopback", "JSON_TYPE"]

@@ -1,0 +1,201 @@
+"""The pipeline every command shares: read → plan → apply → guard → write, per site.
+
+A site's write is conditional on the ETag read; when the workbook changed meanwhile the engine
+reads again and plans again (bounded), so nobody's edit is lost. Sites run concurrently in a
+small pool; each site's outcome is reported on its own, and one site's failure never stops the
+others. Every site touched gets one audit line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from .audit import AuditTrail, audit_event, current_actor
+from .config import Config, Municipality
+from .domain.check import Finding, check_rows
+from .domain.plan import Plan
+from .errors import AgiiError, EtagConflict, ExitCode, LayoutError
+from .formats import workbook
+from .sites.base import Site, Snapshot
+from .sites.factory import SiteOpener
+
+log = logging.getLogger("agii_sync.engine")
+
+MAX_ATTEMPTS = 5
+UNWRITABLE = frozenset({"invalid_row_id", "duplicate_row_id", "formula"})
+
+PlanMaker = Callable[["workbook.LoadedWorkbook | None"], Plan]
+Guard = Callable[[bytes | None, bytes, Plan], None]
+
+
+@dataclass
+class SiteOutcome:
+    site: str
+    exit_code: ExitCode = ExitCode.OK
+    plan: Plan | None = None
+    findings: list[Finding] = field(default_factory=list)
+    error: AgiiError | None = None
+    etag_before: str | None = None
+    etag_after: str | None = None
+    written: bool = False
+    created: bool = False
+    attempts: int = 0
+    versions_deleted: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    audited_rows: int | None = None  # rows read, for read-only commands
+
+    def fail(self, error: AgiiError) -> SiteOutcome:
+        self.error = error
+        self.exit_code = max(self.exit_code, error.exit_code)
+        return self
+
+
+@dataclass
+class Run:
+    """One invocation of a command: what every site's work needs to know."""
+
+    config: Config
+    command: str
+    today: date
+    dry_run: bool = False
+    opener: SiteOpener | None = None
+    audit: AuditTrail | None = None
+    actor: str = ""
+
+    def __post_init__(self) -> None:
+        self.opener = self.opener or SiteOpener(self.config)
+        self.audit = self.audit or AuditTrail(self.config.audit_log)
+        self.actor = self.actor or current_actor(self.config)
+
+    def site(self, municipality: Municipality) -> Site:
+        assert self.opener is not None
+        return self.opener.open(municipality)
+
+    def for_each_site(
+        self,
+        municipalities: Iterable[Municipality],
+        work: Callable[[Municipality], SiteOutcome],
+    ) -> list[SiteOutcome]:
+        municipalities = list(municipalities)
+        workers = max(1, min(self.config.agii.workers, len(municipalities)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="site") as pool:
+            return list(pool.map(lambda m: self._guarded(m, work), municipalities))
+
+    def _guarded(
+        self, municipality: Municipality, work: Callable[[Municipality], SiteOutcome]
+    ) -> SiteOutcome:
+        try:
+            outcome = work(municipality)
+        except AgiiError as error:
+            outcome = SiteOutcome(municipality.id).fail(error)
+        log.info(
+            "site.done",
+            extra={"fields": {"command": self.command, "site": municipality.id,
+                              "exit_code": int(outcome.exit_code), "written": outcome.written}},
+        )
+        self._audit(outcome)
+        return outcome
+
+    def _audit(self, outcome: SiteOutcome) -> None:
+        if self.dry_run and not outcome.etag_before:
+            return
+        plan = outcome.plan
+        counts: dict[str, int] = dict(plan.counts()) if plan else {}
+        if outcome.audited_rows is not None:
+            counts["rows_read"] = outcome.audited_rows
+        counts.update({k: v for k, v in outcome.details.items() if isinstance(v, int)})
+        rows = [(c.row_id, c.reason) for c in plan.changes] if plan and outcome.written else []
+        event = audit_event(
+            actor=self.actor,
+            command=self.command + (" --dry-run" if self.dry_run else ""),
+            site=outcome.site,
+            etag_before=outcome.etag_before,
+            etag_after=outcome.etag_after,
+            counts=counts,
+            rows=rows,
+        )
+        event["exit_code"] = int(outcome.exit_code)
+        if outcome.error is not None:
+            event["error"] = type(outcome.error).__name__
+        assert self.audit is not None
+        self.audit.append(event)
+
+    # -- the read → plan → write loop ---------------------------------------------------
+
+    def update_workbook(
+        self,
+        municipality: Municipality,
+        make_plan: PlanMaker,
+        *,
+        guard: Guard | None = None,
+        create_missing: bool = True,
+    ) -> SiteOutcome:
+        """Read the workbook, plan, and write the result if the plan changes anything.
+
+        On an ETag conflict the workbook is read and planned again, up to MAX_ATTEMPTS."""
+        site = self.site(municipality)
+        outcome = SiteOutcome(municipality.id)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            outcome.attempts = attempt
+            snapshot = site.read()
+            outcome.etag_before = outcome.etag_before or snapshot.etag
+            loaded = self.load(snapshot)
+            if loaded is None and not create_missing:
+                return outcome
+            plan = make_plan(loaded)
+            outcome.plan = plan
+            if self.dry_run or (plan.is_empty and loaded is not None):
+                outcome.etag_after = snapshot.etag
+                return outcome
+            content = self._render(loaded, plan)
+            if guard is not None:
+                guard(snapshot.content, content, plan)
+            try:
+                outcome.etag_after = site.write(content, snapshot.etag)
+            except EtagConflict:
+                log.info("site.conflict", extra={"fields": {"site": municipality.id,
+                                                            "attempt": attempt}})
+                continue
+            outcome.written = True
+            outcome.created = loaded is None
+            return outcome
+        raise EtagConflict(
+            f"{municipality.id}: the workbook kept changing while agii-sync wrote it "
+            f"({MAX_ATTEMPTS} attempts)",
+            hint="someone else is editing it; run again later",
+        )
+
+    def load(self, snapshot: Snapshot) -> workbook.LoadedWorkbook | None:
+        if snapshot.content is None:
+            return None
+        return workbook.load(snapshot.content, self.config.workbook.sheet)
+
+    def _render(self, loaded: workbook.LoadedWorkbook | None, plan: Plan) -> bytes:
+        if loaded is None:
+            return workbook.create_workbook(self.config.workbook.sheet, plan.rows)
+        return workbook.render(loaded, plan.rows)
+
+    def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:
+        return check_rows(loaded.rows, self.today)
+
+
+def refuse_unwritable(loaded: workbook.LoadedWorkbook | None, today: date) -> None:
+    """A workbook with hand-added rows, duplicate keys or formulas needs a person first."""
+    if loaded is None:
+        return
+    for finding in check_rows(loaded.rows, today):
+        if finding.code in UNWRITABLE:
+            raise LayoutError(
+                f"row {finding.row}, column {finding.column!r}: {finding.message}",
+                hint="fix the workbook by hand (or run `agii-sync check`), then run again",
+            )
+
+
+def worst(outcomes: Iterable[SiteOutcome], *more: ExitCode) -> ExitCode:
+    codes = [o.exit_code for o in outcomes] + list(more)
+    return max(codes, default=ExitCode.OK)

@@ -1,0 +1,251 @@
+"""Read the AgII export (CONTRACT §3): CSV or XLSX in, validated records and Problems out.
+
+The format is decided by content, not by extension. A file that cannot be read at all raises
+InputError; anything wrong inside a row is a Problem. Neither ever quotes a cell value, and
+a header cell is only named when it is one of our own column names.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openpyxl
+
+from ..domain.export import (
+    EXPORT_COLUMNS,
+    REQUIRED_COLUMNS,
+    ExportRecord,
+    cell_text,
+    row_identity,
+    validate_row,
+)
+from ..domain.problems import Problem, ProblemCode
+from ..errors import InputError
+
+ZIP_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+CSV_DELIMITERS = (";", ",")
+HEADER_ALIASES = {"e_mail": "email"}  # the workbook's own `E-mail` header
+SUGGESTION_CUTOFF = 0.75
+FORMAT_HINT = "export as CSV (UTF-8 or Windows-1252, ';' or ',') or as .xlsx"
+
+Cells = Sequence[object]
+
+
+@dataclass
+class ExportReadResult:
+    records: list[ExportRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (nis, dossier), readable
+    unknown_columns: list[str] = field(default_factory=list)  # names only, never copied
+    did_you_mean: dict[str, str] = field(default_factory=dict)  # unknown column → known name
+    rows_read: int = 0
+
+
+@dataclass
+class _CheckedRow:
+    line: int
+    record: ExportRecord | None
+    problems: list[Problem]
+    nis: str | None
+    dossier: str | None
+
+
+def read_export(path: Path) -> ExportReadResult:
+    data = _read_bytes(path)
+    if data.startswith(ZIP_MAGIC):
+        rows, is_csv = _xlsx_rows(path, data), False
+    else:
+        rows, is_csv = _csv_rows(path, data), True
+    return _check_rows(path, rows, is_csv=is_csv)
+
+
+# --- bytes → rows of cells, numbered as a person counts (header = 1) ---
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty", hint=FORMAT_HINT)
+    if data.startswith(OLE2_MAGIC):
+        raise InputError(f"{path}: an old binary .xls workbook", hint="save it as .xlsx")
+    return data
+
+
+def _csv_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
+    text = _decode(path, data)
+    header_line = text.split("\n", 1)[0]
+    if "\x00" in header_line:
+        raise InputError(f"{path}: not a CSV or XLSX file (binary content)", hint=FORMAT_HINT)
+    delimiter = max(CSV_DELIMITERS, key=header_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, Cells]] = []
+    line = 0
+    try:
+        for line, cells in enumerate(reader, start=1):
+            rows.append((line, cells))
+    except csv.Error:
+        raise InputError(
+            f"{path}: line {line + 1} cannot be read as CSV",
+            hint="check its quotes; a cell may not be longer than 131,072 characters",
+        ) from None
+    return rows
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if data.startswith(UTF16_BOMS):
+        raise InputError(f"{path}: UTF-16 text is not supported", hint=FORMAT_HINT)
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(
+        f"{path}: not a CSV or XLSX file (neither UTF-8 nor Windows-1252 text)", hint=FORMAT_HINT
+    )
+
+
+def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # openpyxl's notes on unsupported extensions
+            workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            try:
+                sheet = workbook.worksheets[0]
+                sheet.reset_dimensions()  # some writers store a wrong sheet size
+                return list(enumerate(sheet.iter_rows(values_only=True), start=1))
+            finally:
+                workbook.close()
+    except Exception as exc:  # untrusted file: any parser failure means "not readable"
+        raise InputError(
+            f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})", hint=FORMAT_HINT
+        ) from None
+
+
+# --- header ---
+
+
+def header_key(name: str) -> str:
+    """Spaces, '-' and '_' alike, case-insensitive: `Niveau-Nederlands` → `niveau_nederlands`."""
+    key = "_".join(name.replace("-", " ").replace("_", " ").split()).casefold()
+    return HEADER_ALIASES.get(key, key)
+
+
+def _map_header(path: Path, header: Cells, result: ExportReadResult) -> list[str | None]:
+    """The canonical column at each position (None: empty or unknown header cell)."""
+    keys = [header_key(cell_text(cell)) for cell in header]
+    if not any(keys):
+        raise InputError(f"{path}: no header in line 1", hint=_columns_hint())
+    _refuse_duplicates(path, keys)
+    unknown = [(position, key) for position, key in enumerate(keys, 1) if key not in EXPORT_COLUMNS]
+    result.unknown_columns = [cell_text(header[p - 1]).strip() for p, key in unknown if key]
+    _refuse_missing(path, keys, unknown, tab_separated="\t" in cell_text(header[0]))
+    for position, key in unknown:
+        if suggestion := _closest(key):
+            result.did_you_mean[cell_text(header[position - 1]).strip()] = suggestion
+    return [key if key in EXPORT_COLUMNS else None for key in keys]
+
+
+def _refuse_duplicates(path: Path, keys: list[str]) -> None:
+    for key, count in Counter(key for key in keys if key).items():
+        if count > 1:
+            positions = [str(p) for p, k in enumerate(keys, 1) if k == key]
+            what = f"column {key!r}" if key in EXPORT_COLUMNS else "a column"
+            raise InputError(
+                f"{path}: {what} appears more than once in the header "
+                f"(positions {', '.join(positions)})",
+                hint="keep one column per name",
+            )
+
+
+def _refuse_missing(
+    path: Path, keys: list[str], unknown: list[tuple[int, str]], *, tab_separated: bool
+) -> None:
+    missing = [column for column in EXPORT_COLUMNS if column in REQUIRED_COLUMNS and column not in keys]
+    if not missing:
+        return
+    suggestions = [
+        f"header column {position}: did you mean {suggestion!r}?"
+        for position, key in unknown
+        if (suggestion := _closest(key, among=missing))
+    ]
+    if tab_separated:
+        suggestions.append("the delimiter must be ';' or ','")
+    raise InputError(
+        f"{path}: missing required column(s): {', '.join(missing)}",
+        hint="; ".join(suggestions) or _columns_hint(),
+    )
+
+
+def _closest(key: str, among: Iterable[str] = EXPORT_COLUMNS) -> str | None:
+    matches = difflib.get_close_matches(key, list(among), n=1, cutoff=SUGGESTION_CUTOFF)
+    return matches[0] if key and matches else None
+
+
+def _columns_hint() -> str:
+    required = [c for c in EXPORT_COLUMNS if c in REQUIRED_COLUMNS]
+    return f"line 1 must name the columns; required: {', '.join(required)}"
+
+
+# --- rows ---
+
+
+def _check_rows(path: Path, rows: list[tuple[int, Cells]], *, is_csv: bool) -> ExportReadResult:
+    result = ExportReadResult()
+    if not rows:
+        raise InputError(f"{path}: the file is empty", hint=FORMAT_HINT)
+    header = rows[0][1]
+    columns = _map_header(path, header, result)
+    checked = [
+        _check_row(line, cells, columns, is_csv=is_csv)
+        for line, cells in rows[1:]
+        if not _is_empty(cells)
+    ]
+    result.rows_read = len(checked)
+    _reject_duplicate_dossiers(checked)
+    for row in checked:
+        result.problems.extend(row.problems)
+        if row.record is not None:
+            result.records.append(row.record)
+        elif row.nis and row.dossier:
+            result.rejected.append((row.nis, row.dossier))
+    result.rejected = list(dict.fromkeys(result.rejected))
+    return result
+
+
+def _check_row(line: int, cells: Cells, columns: list[str | None], *, is_csv: bool) -> _CheckedRow:
+    raw = {column: cell for column, cell in zip(columns, cells, strict=False) if column}
+    record, problems = validate_row(line, raw)
+    if is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :]):
+        problems.append(Problem.of(ProblemCode.EXTRA_FIELDS, line=line, column=None))
+        record = None
+    nis, dossier = row_identity(raw)
+    return _CheckedRow(line, record, problems, nis, dossier)
+
+
+def _reject_duplicate_dossiers(rows: list[_CheckedRow]) -> None:
+    """The tool cannot know which of two lines with one dossier number is right: neither."""
+    counts = Counter(row.dossier for row in rows if row.dossier)
+    for row in rows:
+        if row.dossier and counts[row.dossier] > 1:
+            row.problems.append(
+                Problem.of(ProblemCode.DUPLICATE_DOSSIER, line=row.line, column="dossiernummer")
+            )
+            row.record = None
+
+
+def _is_empty(cells: Cells) -> bool:
+    return not any(cell_text(cell).strip() for cell in cells)

@@ -1,0 +1,80 @@
+"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (CONTRACT §4)."""
+
+from __future__ import annotations
+
+from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet.worksheet import Worksheet
+
+from ..domain.codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, StatusMO
+
+TOELICHTING_SHEET = "Toelichting"
+
+PARAGRAPHS: tuple[tuple[str, str], ...] = (
+    (
+        "Doel",
+        "Dit werkblad bevat de gegevens van inburgeraars die in uw gemeente wonen, zodat u hen "
+        "kunt begeleiden naar het participatie- en netwerktraject (minstens 40 uur participatie: "
+        "buddyprojecten, vrijwilligerswerk, sport, ...). Gebruik de gegevens voor niets anders.",
+    ),
+    (
+        "Rechtsgrond",
+        "Protocol voor de mededeling van persoonsgegevens tussen het Agentschap Integratie en "
+        "Inburgering en uw gemeente (art. 8 §1 van het e-governmentdecreet van 18 juli 2008). "
+        "Alleen de gegevens van art. 3 worden gedeeld; enkel de kolom 'Status activiteit' "
+        "vult u zelf in.",
+    ),
+    (
+        "Toegang",
+        "Alleen de medewerkers die in het protocol genoemd zijn, hebben toegang. Deel dit bestand "
+        "of een kopie ervan niet verder.",
+    ),
+    (
+        "Bewaartermijn",
+        "Een persoon blijft in dit werkblad tot de datum in 'Bewaren tot' (6 maanden na het "
+        "behalen van het inburgeringsattest) en wordt daarna automatisch verwijderd. Na het "
+        "einde van het protocol worden alle gegevens verwijderd.",
+    ),
+    (
+        "Status activiteit",
+        "Kies een waarde uit de keuzelijst; laat leeg zolang de persoon niet opgevolgd is. "
+        "Andere kolommen zijn vergrendeld en worden door het agentschap bijgewerkt.",
+    ),
+    (
+        "Foute gegevens",
+        "Kloppen gegevens niet? Meld het aan het Agentschap Integratie en Inburgering via uw "
+        "contactpersoon (art. 7 van het protocol), met het Rij-ID en zonder de gegevens zelf "
+        "te mailen. Pas de gegevens niet zelf aan: ze worden bij de volgende update "
+        "overschreven.",
+    ),
+)
+
+
+def code_lists() -> list[tuple[str, list[str]]]:
+    interests = [f"{code}. {label}" for code, label in INTERESTS.items()] + ["geen"]
+    return [
+        ("Interesses en noden", interests),
+        ("Niveau Nederlands", [*CEFR_LEVELS, DUTCH_UNKNOWN]),
+        ("Status MO", [s.value for s in StatusMO]),
+        ("Status activiteit", list(ACTIVITY_STATUSES)),
+    ]
+
+
+def write_toelichting(sheet: Worksheet) -> None:
+    bold = Font(bold=True)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    sheet.column_dimensions["A"].width = 24
+    sheet.column_dimensions["B"].width = 100
+    sheet.append(["Toelichting bij het werkblad inburgeraars"])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append([])
+    for title, text in PARAGRAPHS:
+        sheet.append([title, text])
+        sheet.cell(sheet.max_row, 1).font = bold
+        sheet.cell(sheet.max_row, 2).alignment = wrap
+    sheet.append([])
+    sheet.append(["Codelijsten"])
+    sheet.cell(sheet.max_row, 1).font = bold
+    for title, values in code_lists():
+        sheet.append([title, "; ".join(values)])
+        sheet.cell(sheet.max_row, 2).alignment = wrap
+    sheet.protection.sheet = True

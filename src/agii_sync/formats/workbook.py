@@ -1,0 +1,231 @@
+"""The shared workbook (CONTRACT §4): create it, read it into rows, write rows back.
+
+Only the data sheet and the ``Toelichting`` sheet are ours; any other sheet someone added is
+loaded and saved as it is. The data sheet is rebuilt on every save (header, protection,
+drop-down, widths), so what the municipality sees is always the template.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from xml.etree.ElementTree import ParseError
+
+import openpyxl
+from openpyxl.styles import Alignment, Font, PatternFill, Protection
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
+from ..errors import LayoutError
+from .toelichting import TOELICHTING_SHEET, write_toelichting
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+DATE_FORMAT = "DD/MM/YYYY"
+STATUS_INDEX = COLUMNS.index(STATUS_COLUMN)
+WIDTHS = (13, 18, 16, 30, 9, 18, 18, 28, 20, 10, 14, 40, 12, 24)
+FIELDS = tuple(SharedRow.model_fields)
+
+
+@dataclass
+class LoadedWorkbook:
+    """A workbook read from a site: the openpyxl object (to save other sheets untouched) and
+    its data rows."""
+
+    book: Workbook
+    sheet_name: str
+    rows: list[SheetRow] = field(default_factory=list)
+
+    @property
+    def shared_rows(self) -> list[SharedRow]:
+        return [r.row for r in self.rows]
+
+
+def is_formula_like(value: str) -> bool:
+    return value.startswith(FORMULA_PREFIXES)
+
+
+def new_workbook(sheet_name: str) -> Workbook:
+    book = Workbook()
+    book.active.title = sheet_name
+    write_toelichting(book.create_sheet(TOELICHTING_SHEET))
+    return book
+
+
+def create_workbook(sheet_name: str, rows: Iterable[SharedRow] = ()) -> bytes:
+    book = new_workbook(sheet_name)
+    write_rows(book, sheet_name, rows)
+    return save(book)
+
+
+def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
+    """Parse a workbook's bytes; raise LayoutError if it is not in the expected layout."""
+    book = _open(content)
+    if sheet_name not in book.sheetnames:
+        raise LayoutError(
+            f"the workbook has no sheet {sheet_name!r}",
+            hint="a sheet was renamed or removed; restore it or ask AgII to re-initialise",
+        )
+    sheet = book[sheet_name]
+    _check_header(sheet)
+    return LoadedWorkbook(book, sheet_name, list(_read_rows(sheet)))
+
+
+def _open(content: bytes) -> Workbook:
+    try:
+        return openpyxl.load_workbook(io.BytesIO(content), rich_text=False)
+    except (zipfile.BadZipFile, KeyError, ParseError, ValueError, TypeError, OSError) as exc:
+        raise LayoutError(
+            f"the workbook on the site cannot be read as XLSX ({exc.__class__.__name__})"
+        ) from None
+
+
+def _check_header(sheet: Worksheet) -> None:
+    found = [_text(c.value) for c in next(sheet.iter_rows(min_row=1, max_row=1), ())]
+    while found and found[-1] == "":
+        found.pop()
+    if tuple(found) == COLUMNS:
+        return
+    for i, expected in enumerate(COLUMNS):
+        got = found[i] if i < len(found) else ""
+        if got != expected:
+            column = get_column_letter(i + 1)
+            raise LayoutError(
+                f"header cell {column}1 is {'empty' if not got else repr(got)}, "
+                f"expected {expected!r}",
+                hint="the header was changed by hand; restore it (see the Toelichting sheet)",
+            )
+    extra = get_column_letter(len(COLUMNS) + 1)
+    raise LayoutError(
+        f"the sheet has a column after {COLUMNS[-1]!r} (from {extra}1); "
+        "no other columns may be added",
+        hint="remove the extra column(s)",
+    )
+
+
+def _read_rows(sheet: Worksheet) -> Iterable[SheetRow]:
+    width = len(COLUMNS)
+    for cells in sheet.iter_rows(min_row=2, max_col=width):
+        if all(c.value is None or c.value == "" for c in cells):
+            continue
+        values = {}
+        formulas = []
+        for name, column, cell in zip(FIELDS, COLUMNS, cells, strict=True):
+            if cell.data_type == "f":
+                formulas.append(column)
+            values[name] = _date(cell.value) if name == "bewaren_tot" else _text(cell.value)
+        yield SheetRow(cells[0].row, SharedRow.model_construct(**values), tuple(formulas))
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return str(value).strip()
+
+
+def _date(value: object) -> date | str | None:
+    """A real date, None for an empty cell, or the text as typed (flagged by check)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def write_rows(book: Workbook, sheet_name: str, rows: Iterable[SharedRow]) -> None:
+    """Replace the data sheet with the template holding ``rows``, in place, keeping its
+    position among the sheets. Other sheets are not touched."""
+    index = book.sheetnames.index(sheet_name) if sheet_name in book.sheetnames else 0
+    if sheet_name in book.sheetnames:
+        book.remove(book[sheet_name])
+    sheet = book.create_sheet(sheet_name, index)
+    book.active = index
+    count = _fill(sheet, rows)
+    _format(sheet, count)
+    if TOELICHTING_SHEET not in book.sheetnames:
+        write_toelichting(book.create_sheet(TOELICHTING_SHEET))
+
+
+def _fill(sheet: Worksheet, rows: Iterable[SharedRow]) -> int:
+    for column, title in enumerate(COLUMNS, start=1):
+        sheet.cell(row=1, column=column, value=title)
+    unlocked = Protection(locked=False)
+    date_column = COLUMNS.index("Bewaren tot") + 1
+    last = 1
+    for last, row in enumerate(rows, start=2):  # noqa: B007 - last is used after the loop
+        for column, value in enumerate(row.cells(), start=1):
+            cell = sheet.cell(row=last, column=column, value=value)
+            if isinstance(value, str) and is_formula_like(value):
+                cell.data_type = "s"  # stored as text, never as a formula
+        if isinstance(row.bewaren_tot, date):
+            sheet.cell(row=last, column=date_column).number_format = DATE_FORMAT
+        sheet.cell(row=last, column=STATUS_INDEX + 1).protection = unlocked
+    return last - 1
+
+
+def _format(sheet: Worksheet, count: int) -> None:
+    header_font = Font(bold=True, color="FFFFFF")
+    header_fill = PatternFill("solid", fgColor="1F4E78")
+    for cell in sheet[1]:
+        cell.font = header_font
+        cell.fill = header_fill
+        cell.alignment = Alignment(vertical="center")
+    for i, width in enumerate(WIDTHS, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = width
+    status_letter = get_column_letter(STATUS_INDEX + 1)
+    # Empty cells below the data stay unlocked and keep the drop-down, so a municipality can
+    # still fill in a status after sorting or filtering.
+    sheet.column_dimensions[status_letter].protection = Protection(locked=False)
+    last = count + 1
+    sheet.freeze_panes = "B2"
+    sheet.auto_filter.ref = f"A1:{status_letter}{max(last, 2)}"
+    sheet.data_validations.append(_status_validation(f"{status_letter}2:{status_letter}1048576"))
+    sheet.protection.sheet = True
+    sheet.protection.autoFilter = False  # False = allowed while protected
+    sheet.protection.sort = False
+    sheet.protection.formatColumns = False
+
+
+def _status_validation(ref: str) -> DataValidation:
+    listed = ",".join(ACTIVITY_STATUSES)
+    validation = DataValidation(
+        type="list",
+        formula1=f'"{listed}"',
+        allow_blank=True,
+        showErrorMessage=True,
+        errorStyle="warning",  # a hand-typed value is kept (and flagged by `check`)
+        errorTitle="Status activiteit",
+        error="Deze waarde staat niet in de lijst. Toch bewaren?",
+        showInputMessage=True,
+        promptTitle="Status activiteit",
+        prompt="Kies een status uit de lijst.",
+    )
+    validation.add(ref)
+    return validation
+
+
+def save(book: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def render(loaded: LoadedWorkbook, rows: Iterable[SharedRow]) -> bytes:
+    write_rows(loaded.book, loaded.sheet_name, rows)
+    return save(loaded.book)

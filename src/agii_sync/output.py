@@ -1,0 +1,111 @@
+"""The one module that talks to the terminal.
+
+- stdout carries results: rich tables for people, or exactly one JSON document with ``--json``.
+- stderr carries messages, warnings, errors, and progress (only on a terminal).
+- Data values are never parsed as markup: both consoles run with markup and highlighting off,
+  and styles are applied with ``Text`` objects.
+- ``NO_COLOR`` and non-terminals get no colour (rich honours both).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from .errors import AgiiError, UsageError
+
+
+PIPE_WIDTH = 160
+
+
+class Output:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: int = 0) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.out = Console(markup=False, highlight=False, emoji=False, soft_wrap=False)
+        if not self.out.is_terminal:
+            self.out.width = PIPE_WIDTH  # a log file or pipe: no wrapping at 80 columns
+        self.err = Console(stderr=True, markup=False, highlight=False, emoji=False)
+
+    # -- results on stdout ---------------------------------------------------------------
+
+    def document(self, doc: dict[str, Any]) -> None:
+        """The one JSON document of a ``--json`` run."""
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+    def table(
+        self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]
+    ) -> None:
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text("" if v is None else str(v)) for v in row))
+        self.out.print(table)
+
+    def line(self, text: str, style: str | None = None) -> None:
+        """A plain result line on stdout (not in --json mode, not when quiet)."""
+        if not self.json_mode and not self.quiet:
+            self.out.print(Text(text, style=style or ""))
+
+    def raw(self, text: str) -> None:
+        """Bytes for a pipe (CSV, JSON lists): no wrapping, no styling."""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    # -- messages on stderr --------------------------------------------------------------
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(Text(text))
+
+    def detail(self, text: str) -> None:
+        if self.verbose and not self.quiet:
+            self.err.print(Text(text, style="dim"))
+
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(Text("warning: ", style="yellow bold") + Text(text))
+
+    def error(self, error: AgiiError) -> None:
+        self.err.print(Text("error: ", style="red bold") + Text(error.message))
+        if error.hint:
+            self.err.print(Text("hint: ", style="bold") + Text(error.hint))
+
+    def failure(self, text: str) -> None:
+        self.err.print(Text("error: ", style="red bold") + Text(text))
+
+    def progress(self, description: str) -> AbstractContextManager[Any]:
+        """A spinner on stderr, only on an interactive terminal."""
+        if self.quiet or not self.err.is_terminal:
+            return nullcontext()
+        progress = Progress(
+            SpinnerColumn(), TextColumn(description), console=self.err, transient=True
+        )
+        progress.add_task(description, total=None)
+        return progress
+
+    def confirm(self, question: str, *, yes: bool) -> bool:
+        """Ask only on a terminal; without one, ``--yes`` is the only way to say yes."""
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(f"{question} (no terminal to ask on)", hint="pass --yes")
+        answer = self.err.input(Text(f"{question} [y/N] "))
+        return answer.strip().lower() in ("y", "yes", "j", "ja")
+
+
+def style_for_code(code: int) -> str:
+    return {0: "green", 1: "yellow", 2: "red", 3: "magenta", 4: "red", 5: "red bold"}.get(
+        code, ""
+    )

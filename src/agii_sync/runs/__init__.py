@@ -1,0 +1,1 @@
+"""One module per command: the pipeline of engine.py with that command's plan."""

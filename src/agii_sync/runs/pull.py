@@ -1,0 +1,92 @@
+"""``pull-status``: bring every site's ``Status activiteit`` back to AgII.
+
+Row keys are recomputed from the export, so the sites never hold a dossier number. Rows on a
+site that match no export row are counted, not guessed. Hand-typed statuses outside the list
+come through verbatim and are flagged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..auth import rowkey_secret
+from ..config import Municipality
+from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.rowkey import row_key
+from ..engine import Run, SiteOutcome
+from ..formats.export_reader import read_export
+
+OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
+
+
+@dataclass
+class PullReport:
+    outcomes: list[SiteOutcome] = field(default_factory=list)
+    lines: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> PullReport:
+    result = read_export(export)
+    secret = rowkey_secret()
+    identities = [(r.nis_code, r.dossiernummer) for r in result.records] + list(result.rejected)
+    report = PullReport()
+    found: dict[str, list[tuple[str, str, str]]] = {}
+
+    def one_site(m: Municipality) -> SiteOutcome:
+        keys = {row_key(secret, m.nis, d): d for nis, d in identities if nis == m.nis}
+        outcome, lines = _pull_site(run, m, keys)
+        found[m.id] = lines
+        return outcome
+
+    report.outcomes = run.for_each_site(run.config.select(sites), one_site)
+    report.lines = sorted(line for lines in found.values() for line in lines)
+    write_csv_atomically(out, report.lines)
+    return report
+
+
+def _pull_site(
+    run: Run, m: Municipality, keys: dict[str, str]
+) -> tuple[SiteOutcome, list[tuple[str, str, str]]]:
+    outcome = SiteOutcome(m.id)
+    snapshot = run.site(m).read()
+    outcome.etag_before = outcome.etag_after = snapshot.etag
+    loaded = run.load(snapshot)
+    rows = loaded.shared_rows if loaded else []
+    outcome.audited_rows = len(rows)
+    lines, unmatched, off_list = [], 0, []
+    for row in rows:
+        dossier = keys.get(row.rij_id)
+        if dossier is None:
+            unmatched += 1
+            continue
+        if row.status_activiteit and row.status_activiteit not in ACTIVITY_STATUSES:
+            off_list.append(row.rij_id)
+        lines.append((dossier, m.nis, row.status_activiteit))
+    outcome.details.update(
+        pulled=len(lines), unmatched=unmatched, off_list=len(off_list), off_list_rows=off_list
+    )
+    return outcome, lines
+
+
+def write_csv_atomically(path: Path, lines: list[tuple[str, str, str]]) -> None:
+    """The file holds dossier numbers: written whole or not at all, readable by its owner."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(OUT_COLUMNS)
+    writer.writerows(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,72 @@
+"""``init``, ``check`` and ``purge``: commands that work from the workbooks alone."""
+
+from __future__ import annotations
+
+from ..config import Municipality
+from ..domain.check import Finding
+from ..domain.plan import plan_purge
+from ..engine import Run, SiteOutcome, refuse_unwritable
+from ..errors import ExitCode, SafetyStop
+from ..formats import workbook
+
+
+def init_site(run: Run, m: Municipality) -> SiteOutcome:
+    """Create the empty workbook where there is none; never overwrite one."""
+    site = run.site(m)
+    outcome = SiteOutcome(m.id)
+    snapshot = site.read()
+    outcome.etag_before = snapshot.etag
+    if snapshot.exists:
+        outcome.details["already_present"] = 1
+        outcome.etag_after = snapshot.etag
+        return outcome
+    if not run.dry_run:
+        outcome.etag_after = site.write(workbook.create_workbook(run.config.workbook.sheet), None)
+        outcome.written = outcome.created = True
+    return outcome
+
+
+def check_site(run: Run, m: Municipality) -> SiteOutcome:
+    outcome = SiteOutcome(m.id)
+    snapshot = run.site(m).read()
+    outcome.etag_before = outcome.etag_after = snapshot.etag
+    loaded = run.load(snapshot)
+    if loaded is None:
+        outcome.findings.append(
+            Finding(None, None, "no_workbook", "the site has no workbook; run `agii-sync init`")
+        )
+    else:
+        outcome.audited_rows = len(loaded.rows)
+        outcome.findings.extend(run.findings(loaded))
+        if m.protocol_ended(run.today) and loaded.rows:
+            outcome.findings.append(
+                Finding(None, None, "protocol_ended", "the protocol has ended; run purge")
+            )
+    if outcome.findings:
+        outcome.exit_code = ExitCode.DATA
+    return outcome
+
+
+def purge_site(run: Run, m: Municipality) -> SiteOutcome:
+    """Remove rows past retention (within max_delete), or all rows once the protocol ended
+    (the law, so no limit); then drop the site's older versions of the workbook."""
+    ended = m.protocol_ended(run.today)
+    limit = run.config.agii.max_delete
+
+    def make_plan(loaded):  # type: ignore[no-untyped-def]
+        refuse_unwritable(loaded, run.today) if not ended else None
+        plan = plan_purge(loaded.shared_rows, today=run.today, protocol_ended=ended)
+        removed = len(plan.removed)
+        if not ended and not limit.allows(removed, plan.total_before):
+            raise SafetyStop(
+                f"{m.id}: purge would remove {removed} of {plan.total_before} people, "
+                f"more than max_delete {limit}",
+                hint="check the dates in 'Bewaren tot'; raise max_delete in the config if right",
+            )
+        return plan
+
+    outcome = run.update_workbook(m, make_plan, create_missing=False)
+    if outcome.written:
+        outcome.versions_deleted = run.site(m).delete_old_versions()
+        outcome.details["versions_deleted"] = outcome.versions_deleted
+    return outcome

@@ -1,0 +1,53 @@
+"""Open the right kind of site for a municipality's ``site`` URL (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Config, Municipality
+from .base import Site
+from .local import LocalFolderSite
+
+TokenProvider = Callable[[], dict[str, Any]]
+
+
+class SiteOpener:
+    """Hands out sites; SharePoint sites share one connection (session and token)."""
+
+    def __init__(self, config: Config, *, prompt: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.prompt = prompt or (lambda message: None)
+        self._connections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def open(self, municipality: Municipality) -> Site:
+        if municipality.kind == "file":
+            return LocalFolderSite(self.config.site_folder(municipality), self.config.workbook.path)
+        return self._connection(municipality).site(municipality.site, self.config.workbook.path)
+
+    def _connection(self, municipality: Municipality) -> Any:
+        from .sharepoint import SharePointConnection
+
+        key = municipality.kind
+        with self._lock:
+            if key not in self._connections:
+                self._connections[key] = SharePointConnection(self._token_provider(municipality))
+            return self._connections[key]
+
+    def _token_provider(self, municipality: Municipality) -> TokenProvider:
+        from .sharepoint import dummy_token
+
+        if municipality.kind == "emulator":
+            return dummy_token
+        from ..auth import sharepoint_resource, token_provider
+        from ..errors import ConfigError
+
+        if self.config.auth is None:
+            raise ConfigError(
+                f"site {municipality.id!r} is on SharePoint Online but the config has no [auth]"
+            )
+        return token_provider(
+            self.config.auth, sharepoint_resource(municipality.site), prompt=self.prompt
+        )

@@ -1,0 +1,98 @@
+"""A ``file:`` site: a local folder that plays the role of the SharePoint site.
+
+The ETag is a hash of the file's bytes. A write takes a lock beside the workbook, checks the
+hash is still the one read, writes a temporary file in the same folder and renames it over the
+workbook, so a reader sees the old or the new file, never half of one. No copies are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ..errors import EtagConflict, TemporaryFailure, WorkbookLocked
+from .access_file import read_access_file
+from .base import AccessSnapshot, Snapshot
+
+LOCK_WAIT_SECONDS = 10
+
+
+def content_etag(content: bytes) -> str:
+    return '"sha256:' + hashlib.sha256(content).hexdigest()[:32] + '"'
+
+
+class LocalFolderSite:
+    def __init__(self, folder: Path, workbook_path: str) -> None:
+        self.folder = folder
+        self.path = folder / workbook_path
+        self.url = f"file:{folder}"
+        self._lock = FileLock(
+            str(self.path.with_name(f".{self.path.name}.agii-lock")), is_singleton=False
+        )
+
+    def read(self) -> Snapshot:
+        try:
+            content = self.path.read_bytes()
+        except FileNotFoundError:
+            return Snapshot(None, None)
+        except OSError as exc:
+            raise TemporaryFailure(f"cannot read the workbook in {self.url}: {exc.strerror}") from None
+        return Snapshot(content, content_etag(content))
+
+    def write(self, content: bytes, if_match: str | None) -> str:
+        self._refuse_if_open_in_office()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
+                self._check_unchanged(if_match)
+                self._replace(content)
+        except Timeout:
+            raise TemporaryFailure(f"{self.url}: another writer holds the workbook lock") from None
+        return content_etag(content)
+
+    def _refuse_if_open_in_office(self) -> None:
+        # Excel and LibreOffice leave an owner file beside a workbook they have open.
+        for owner in (f"~${self.path.name}", f".~lock.{self.path.name}#"):
+            if (self.path.parent / owner).exists():
+                raise WorkbookLocked(
+                    f"the workbook in {self.url} is open in an office program",
+                    hint="close it there and run again",
+                )
+
+    def _check_unchanged(self, if_match: str | None) -> None:
+        current = self.read().etag
+        if current != if_match:
+            raise EtagConflict(f"the workbook in {self.url} changed since it was read")
+
+    def _replace(self, content: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_folder(self.path.parent)
+
+    def delete_old_versions(self) -> int:
+        return 0  # a folder keeps no versions; the rename leaves no copy behind
+
+    def read_access(self) -> AccessSnapshot:
+        return read_access_file(self.folder / "_access.json")
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
