@@ -160,7 +160,7 @@ class _RowMaker:
             lambda r: r.update(telefoon="12345"),
             lambda r: r.update(postcode=NOT_CONFIGURED_POSTCODE),
             lambda r: r.update(interesses=f"{NO_INTEREST}; 2"),
-            lambda r: r.update(contacttaal="Klingon"),
+            lambda r: r.update(contacttaal="Marsiaans"),
             lambda r: r.update(status_mo="bezig"),
             lambda r: r.update(email="niet-geldig@"),
         ]

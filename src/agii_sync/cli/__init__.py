@@ -150,10 +150,8 @@ def _where(exc: BaseException) -> str:
 
 
 def main() -> None:
-    from . import admin, municipality, sync  # noqa: F401 - registers the commands
-
-    try:
-        app()
-    except SystemExit:
-        raise
+    app()
     sys.exit(0)
+
+
+from . import admin, municipality, sync  # noqa: E402, F401 - registers the commands

@@ -1,1 +1,198 @@
 """The municipality's commands and the status back-flow: status-update, list, pull-status."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..domain.row import COLUMNS
+from ..engine import Run, worst
+from ..errors import DataRejected, ExitCode, UsageError
+from ..formats.status_file import read_status_file
+from ..runlock import run_lock
+from ..runs.listing import ListFilter, list_site
+from ..runs.pull import pull_status as run_pull
+from ..runs.status import parse_edits, status_update as run_status_update
+from . import State, app, execute, render
+from .sync import DryRun, ExportArg, SiteOption, _report_sites
+
+
+@app.command("status-update")
+def status_update(
+    ctx: typer.Context,
+    site: Annotated[str, typer.Option("--site", help="The municipality id.")],
+    row_id: Annotated[str | None, typer.Argument(help="Rij-ID, e.g. 7K3QZ-M9X2A.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Argument(help="New 'Status activiteit' (case-insensitive; 'leeg' clears it)."),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help="CSV/XLSX with columns 'Rij-ID' and 'Status activiteit'."
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Set 'Status activiteit', the only column the municipality writes. Either one ROW_ID and
+    STATUS, or --from FILE. Every line must be valid, or nothing is written (exit 1). Only
+    status cells change; a status someone else changed meanwhile is reported (exit 5), not
+    overwritten."""
+
+    def work(state: State) -> ExitCode:
+        raw = _status_lines(row_id, status, from_file)
+        edits, problems = parse_edits(raw)
+        if problems:
+            raise DataRejected(f"{len(problems)} problem(s); nothing was written", problems)
+        config = state.config()
+        m = config.by_id(site)
+        run = Run(config, "status-update", state.today(), dry_run=dry_run)
+        with run_lock(config.lock_file):
+            outcomes = run.for_each_site([m], lambda mm: run_status_update(run, mm, edits))
+        if dry_run and not state.json_mode:
+            state.output.line("dry run: nothing was written", style="bold")
+        return _report_sites(state, "status-update", outcomes, show_changes=True)
+
+    execute(ctx, _with_problems(work))
+
+
+def _status_lines(
+    row_id: str | None, status: str | None, from_file: Path | None
+) -> list[tuple[int | None, str, str]]:
+    if from_file is not None:
+        if row_id is not None or status is not None:
+            raise UsageError("give either ROW_ID STATUS or --from FILE, not both")
+        return read_status_file(from_file)
+    if row_id is None or status is None:
+        raise UsageError("give ROW_ID and STATUS, or --from FILE")
+    return [(None, row_id, status)]
+
+
+def _with_problems(work):  # type: ignore[no-untyped-def]
+    """Show the problems of a DataRejected as a table before its one-line error."""
+
+    def wrapped(state: State) -> ExitCode:
+        try:
+            return work(state)
+        except DataRejected as rejected:
+            if not state.json_mode:
+                render.problems(state.output, rejected.problems, title="Problems")
+            else:
+                state.output.document(
+                    {"exit_code": int(rejected.exit_code),
+                     "error": {"type": "DataRejected", "message": rejected.message},
+                     "problems": [render.problem_doc(p) for p in rejected.problems]}
+                )
+                state.json_mode = False  # the document is out; don't print a second one
+                state.output.json_mode = False
+            raise
+
+    return wrapped
+
+
+@app.command("list")
+def list_people(
+    ctx: typer.Context,
+    site: Annotated[str, typer.Option("--site", help="The municipality id.")],
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only this 'Status activiteit' ('leeg': not followed up)."),
+    ] = None,
+    interest: Annotated[
+        list[str] | None,
+        typer.Option("--interest", help="Interest code 1-11 or label (repeatable; any of them)."),
+    ] = None,
+    min_dutch: Annotated[
+        str | None, typer.Option("--min-dutch", help="At least this CEFR level (A1..C2).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, csv or json.")
+    ] = "table",
+) -> None:
+    """Show the people on a site, filtered, to match them with activities. The read is
+    recorded in the audit trail (who, when, how many rows)."""
+
+    def work(state: State) -> ExitCode:
+        if fmt not in ("table", "csv", "json"):
+            raise UsageError("--format must be table, csv or json")
+        keep = ListFilter.parse(status, interest or [], min_dutch)
+        config = state.config()
+        run = Run(config, "list", state.today())
+        found = []
+
+        def one(m):  # type: ignore[no-untyped-def]
+            outcome, rows = list_site(run, m, keep)
+            found.extend(rows)
+            return outcome
+
+        outcomes = run.for_each_site([config.by_id(site)], one)
+        if outcomes[0].error is not None:
+            raise outcomes[0].error
+        _print_people(state, found, "json" if state.json_mode else fmt)
+        return worst(outcomes)
+
+    execute(ctx, work)
+
+
+def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    values = [[_cell(v) for v in row.cells()] for row in rows]
+    if fmt == "json":
+        state.output.document(
+            {"command": "list", "exit_code": 0, "count": len(values),
+             "people": [dict(zip(COLUMNS, v, strict=True)) for v in values]}
+        )
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(values)
+        state.output.raw(buffer.getvalue())
+    else:
+        state.output.table(None, COLUMNS, values)
+        state.output.info(f"{len(values)} people")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+@app.command("pull-status")
+def pull_status(
+    ctx: typer.Context,
+    export: ExportArg,
+    out: Annotated[Path, typer.Option("--out", help="CSV to write (holds dossier numbers).")],
+    site: SiteOption = None,
+) -> None:
+    """Collect 'Status activiteit' from every site back to AgII as CSV with dossiernummer,
+    nis_code, status_activiteit. Row keys are recomputed from the export; rows on a site that
+    match no export row are counted, hand-typed statuses outside the list flagged (exit 1)."""
+
+    def work(state: State) -> ExitCode:
+        config = state.config()
+        run = Run(config, "pull-status", state.today())
+        report = run_pull(run, export, out, site)
+        flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)
+        code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
+        if state.json_mode:
+            _report_sites(state, "pull-status", report.outcomes, show_changes=False,
+                          extra={"out": str(out), "lines": len(report.lines),
+                                 "exit_code": int(code)})
+            return code
+        _report_sites(state, "pull-status", report.outcomes, show_changes=False)
+        for o in report.outcomes:
+            if o.details.get("unmatched"):
+                state.output.warn(f"{o.site}: {o.details['unmatched']} row(s) match no export row")
+            if o.details.get("off_list"):
+                rows = ", ".join(o.details["off_list_rows"])
+                state.output.warn(f"{o.site}: status outside the list (kept verbatim): {rows}")
+        state.output.info(f"wrote {len(report.lines)} line(s) to {out}")
+        return code
+
+    execute(ctx, work)
+

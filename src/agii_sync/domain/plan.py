@@ -75,28 +75,29 @@ def plan_push(
     Every existing ``Status activiteit`` is carried over.
     """
     current = list(current)
-    wanted = {row.rij_id: row for row in desired if not past_retention(row, today)}
+    wanted = {row.rij_id: row for row in desired}
     plan = Plan(rows=[], total_before=len(current))
     for row in current:
         new = wanted.pop(row.rij_id, None)
-        if past_retention(row, today) or (new is None and row.rij_id not in keep):
-            reason: Reason = "retention" if past_retention(row, today) else "moved_away"
-            plan.changes.append(Change(row.rij_id, reason))
-            continue
-        if new is None:
+        if past_retention(row, today) or (new is not None and past_retention(new, today)):
+            plan.changes.append(Change(row.rij_id, "retention"))
+        elif new is None and row.rij_id not in keep:
+            plan.changes.append(Change(row.rij_id, "moved_away"))
+        elif new is None:
             plan.rows.append(row)
             plan.unchanged += 1
-            continue
-        merged = new.model_copy(update={"status_activiteit": row.status_activiteit})
-        columns = changed_columns(row, merged)
-        if columns:
-            plan.changes.append(Change(row.rij_id, "updated", columns))
         else:
-            plan.unchanged += 1
-        plan.rows.append(merged)
+            merged = new.model_copy(update={"status_activiteit": row.status_activiteit})
+            columns = changed_columns(row, merged)
+            if columns:
+                plan.changes.append(Change(row.rij_id, "updated", columns))
+            else:
+                plan.unchanged += 1
+            plan.rows.append(merged)
     for row_id, row in wanted.items():
-        plan.rows.append(row)
-        plan.changes.append(Change(row_id, "added"))
+        if not past_retention(row, today):
+            plan.rows.append(row)
+            plan.changes.append(Change(row_id, "added"))
     return plan
 
 

@@ -54,15 +54,11 @@ class SharedRow(BaseModel):
 
     def cells(self) -> tuple[object, ...]:
         """The values in COLUMNS order."""
-        return tuple(getattr(self, name) for name in self.model_fields)
+        return tuple(getattr(self, name) for name in FIELD_NAMES)
 
     def agii_cells(self) -> dict[str, object]:
         """The columns AgII owns, by header: what a push compares."""
-        return {
-            field.alias: getattr(self, name)
-            for name, field in self.model_fields.items()
-            if field.alias != STATUS_COLUMN
-        }
+        return {column: getattr(self, name) for name, column in AGII_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -75,4 +71,9 @@ class SheetRow:
     formula_columns: tuple[str, ...] = ()
 
 
+FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)
+AGII_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (name, column) for name, column in zip(FIELD_NAMES, COLUMNS, strict=True)
+    if column != STATUS_COLUMN
+)
 assert tuple(f.alias for f in SharedRow.model_fields.values()) == COLUMNS

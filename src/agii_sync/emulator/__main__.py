@@ -14,7 +14,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m agii_sync.emulator",
         description="A loopback SharePoint REST emulator for agii-sync (see docs/emulator.md).",
     )
-    parser.add_argument("--root", type=Path, required=True, help="folder holding one folder per site")
+    parser.add_argument(
+        "--root", type=Path, required=True, help="folder holding one folder per site"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay every API request")
@@ -42,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --host {args.host} is not a loopback address", file=sys.stderr)
         return 2
     if not 0 <= args.fault_rate <= 1 or args.retry_after < 0 or args.latency_ms < 0:
-        print("error: --fault-rate must be 0..1; --retry-after and --latency-ms >= 0", file=sys.stderr)
+        print(
+            "error: --fault-rate must be 0..1; --retry-after and --latency-ms >= 0", file=sys.stderr
+        )
         return 2
     args.root.mkdir(parents=True, exist_ok=True)
     settings = Settings(args.latency_ms, args.fault_rate, args.retry_after, args.verbose)

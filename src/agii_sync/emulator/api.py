@@ -157,7 +157,11 @@ class Api:
         if key == "rootfolder":
             return ("folder", ("path", ""))
         if key == "folders":
-            return ("folder", ("child", ("path", ""), seg.arg())) if seg.args else ("folders", ("path", ""))
+            return (
+                ("folder", ("child", ("path", ""), seg.arg()))
+                if seg.args
+                else ("folders", ("path", ""))
+            )
         simple = {
             "roleassignments": "role_assignments",
             "siteusers": "site_users",
@@ -237,7 +241,9 @@ class Api:
 
     def _role_assignments(self, store: SiteStore) -> Reply:
         d = self._directory(store)
-        items = [shapes.role_assignment(pid, d.principals[pid], roles) for pid, roles in d.assignments]
+        items = [
+            shapes.role_assignment(pid, d.principals[pid], roles) for pid, roles in d.assignments
+        ]
         return json_reply({"results": items})
 
     def _site_users(self, store: SiteStore, req: ApiRequest) -> Reply:
@@ -260,7 +266,9 @@ class Api:
         for gid in d.groups():
             if value == gid or str(value).lower() == str(d.principals[gid]["title"]).lower():
                 return gid
-        raise StoreError(404, "-2146232832, Microsoft.SharePoint.SPException", "Group cannot be found.")
+        raise StoreError(
+            404, "-2146232832, Microsoft.SharePoint.SPException", "Group cannot be found."
+        )
 
     def _group(self, store: SiteStore, value: Any) -> Reply:
         d = self._directory(store)
@@ -293,11 +301,15 @@ class Api:
             return Operation("sharing_links", lambda: self._sharing_links(store))
         raise Unsupported(f"{method} {kind}/{seg.name}")
 
-    def _file_action(self, store: SiteStore, req: ApiRequest, locator: Any, seg: Segment) -> Operation:
+    def _file_action(
+        self, store: SiteStore, req: ApiRequest, locator: Any, seg: Segment
+    ) -> Operation:
         key, method = seg.key, req.method
         if key in ("$value", "openbinarystream") and method == "GET":
             return Operation("file_content_get", lambda: self._content(store, req, locator))
-        if (key == "$value" and method == "PUT") or (key == "savebinarystream" and method == "POST"):
+        if (key == "$value" and method == "PUT") or (
+            key == "savebinarystream" and method == "POST"
+        ):
             return Operation("file_content_put", lambda: self._put_content(store, req, locator))
         if key in ("startupload", "continueupload", "finishupload", "cancelupload"):
             return Operation("upload_chunk", lambda: self._upload(store, req, locator, seg))
@@ -316,12 +328,16 @@ class Api:
         folder_rel = self._folder_rel(store, folder)
         if not store.folder_exists(folder_rel):
             raise not_found("Folder")
-        rel = store.relative(str(name)) if str(name).startswith("/") else _join(folder_rel, str(name))
+        rel = (
+            store.relative(str(name)) if str(name).startswith("/") else _join(folder_rel, str(name))
+        )
         overwrite = bool(seg.arg("overwrite", "Overwrite"))
         with store.lock:
             if store.exists(rel) and not overwrite:
                 raise StoreError(
-                    400, EXISTS_CODE, f"A file with the name {store.server_relative(rel)} already exists."
+                    400,
+                    EXISTS_CODE,
+                    f"A file with the name {store.server_relative(rel)} already exists.",
                 )
             self._write(store, req, rel, req.body, create=True)
             info = store.file_info(rel)
@@ -386,9 +402,15 @@ class Api:
         current = store.file_info(rel).meta.etag if exists else None
         if if_match is not None and (current is None or not etag_matches(if_match, current)):
             raise StoreError(
-                412, PRECONDITION_CODE, "The request ETag value does not match the object's ETag value."
+                412,
+                PRECONDITION_CODE,
+                "The request ETag value does not match the object's ETag value.",
             )
-        if if_none_match is not None and current is not None and etag_matches(if_none_match, current):
+        if (
+            if_none_match is not None
+            and current is not None
+            and etag_matches(if_none_match, current)
+        ):
             raise StoreError(412, PRECONDITION_CODE, "The file already exists.")
 
 

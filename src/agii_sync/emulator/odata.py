@@ -30,7 +30,7 @@ class Segment:
         return self.name.lower()
 
     def arg(self, *names: str) -> Value:
-        """The first named argument among ``names`` (case-insensitive), else the first positional."""
+        """The first named argument among ``names`` (any case), else the first positional one."""
         lowered = {k.lower(): v for k, v in self.named.items()}
         for name in names:
             if name.lower() in lowered:

@@ -76,11 +76,13 @@ class Stats:
             self.requests: dict[str, Counter[str]] = defaultdict(Counter)
             self.responses: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
+            self.user_agents: Counter[str] = Counter()
             self.early_retries = 0
 
-    def request(self, kind: str, method: str) -> None:
+    def request(self, kind: str, method: str, user_agent: str) -> None:
         with self._lock:
             self.requests[kind][method] += 1
+            self.user_agents[user_agent] += 1
 
     def response(self, status: int) -> None:
         with self._lock:
@@ -97,12 +99,15 @@ class Stats:
     def as_json(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "requests": {kind: dict(methods) for kind, methods in sorted(self.requests.items())},
+                "requests": {
+                    kind: dict(methods) for kind, methods in sorted(self.requests.items())
+                },
                 "total_requests": sum(sum(m.values()) for m in self.requests.values()),
                 "responses": dict(sorted(self.responses.items())),
                 "faults_injected": dict(self.faults),
                 "faults_total": sum(self.faults.values()),
                 "early_retries": self.early_retries,
+                "user_agents": dict(self.user_agents),
             }
 
 
@@ -138,7 +143,10 @@ class Throttle:
 
     def _reply(self, status: int, wait: float) -> Reply:
         if status == 429:
-            code, message = "-2147024860, Microsoft.SharePoint.SPQueryThrottledException", "Throttled."
+            code, message = (
+                "-2147024860, Microsoft.SharePoint.SPQueryThrottledException",
+                "Throttled.",
+            )
         else:
             code, message = "-1, System.Web.HttpException", "Server Too Busy."
         reply = error_reply(status, code, message)
@@ -148,7 +156,7 @@ class Throttle:
     def _format(self, wait: float) -> str:
         if float(self.settings.retry_after).is_integer():
             return str(max(1, math.ceil(wait)))  # the RFC form, what SharePoint sends
-        return f"{wait:.3f}"
+        return f"{math.ceil(wait * 1000) / 1000:.3f}"  # rounded up: never invite an early retry
 
 
 class Emulator:
@@ -306,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
             return error_reply(404, UNSUPPORTED_CODE, "Not a site API path.")
         method = self.headers.get("X-HTTP-Method", verb).upper()
         kind, run = self._resolve(site_name, rest[4:], method, raw_query, body)
-        emulator.stats.request(kind, verb)
+        emulator.stats.request(kind, verb, self.headers.get("User-Agent", ""))
         refusal = self._refuse(verb, raw_path, raw_query)
         if refusal is not None:
             return refusal

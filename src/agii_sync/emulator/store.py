@@ -251,7 +251,9 @@ class SiteStore:
         path = self.disk(rel)
         if path.is_file():
             raise StoreError(
-                400, "-2130575342, Microsoft.SharePoint.SPException", "A file with that name exists."
+                400,
+                "-2130575342, Microsoft.SharePoint.SPException",
+                "A file with that name exists.",
             )
         path.mkdir(parents=True, exist_ok=True)
 

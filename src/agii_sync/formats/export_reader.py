@@ -61,11 +61,20 @@ class _CheckedRow:
 
 def read_export(path: Path) -> ExportReadResult:
     data = _read_bytes(path)
+    is_csv = not data.startswith(ZIP_MAGIC)
+    return _check_rows(path, _rows(path, data), is_csv=is_csv)
+
+
+def read_table(path: Path) -> list[tuple[int, Cells]]:
+    """Any CSV/XLSX table as (line, cells), header first: the format, encoding and delimiter
+    rules of the export, without its columns (used for the ``status-update --from`` file)."""
+    return _rows(path, _read_bytes(path))
+
+
+def _rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
     if data.startswith(ZIP_MAGIC):
-        rows, is_csv = _xlsx_rows(path, data), False
-    else:
-        rows, is_csv = _csv_rows(path, data), True
-    return _check_rows(path, rows, is_csv=is_csv)
+        return _xlsx_rows(path, data)
+    return _csv_rows(path, data)
 
 
 # --- bytes → rows of cells, numbered as a person counts (header = 1) ---
