@@ -57,6 +57,8 @@ def outcome_doc(o: SiteOutcome, *, changes: bool = True) -> dict[str, Any]:
             "message": o.error.message,
             "hint": o.error.hint,
         }
+        if getattr(o.error, "problems", None):
+            doc["error"]["problems"] = [problem_doc(p) for p in o.error.problems]
     return doc
 
 
@@ -93,6 +95,7 @@ def outcomes(out: Output, items: list[SiteOutcome], *, show_changes: bool) -> No
             for change in o.plan.changes:
                 out.line("  " + change_line(change))
         if o.error is not None:
+            problems(out, getattr(o.error, "problems", []), title=f"{o.site}: problems")
             out.error(o.error)
 
 

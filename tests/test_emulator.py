@@ -1,0 +1,289 @@
+"""The emulator, spoken to by the real office365 client library over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from fixtures.emulator import RunningEmulator
+from office365.runtime.client_request_exception import ClientRequestException
+from office365.sharepoint.client_context import ClientContext
+from office365.sharepoint.files.file import File
+
+SITE = "testsite"
+FOLDER = "Gedeelde documenten/O'Brien map"
+NAME = "lijst 1.xlsx"
+
+
+def client(emulator: RunningEmulator, token: str = "emulator") -> ClientContext:
+    token_response = {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+    return ClientContext(emulator.site_url(SITE)).with_access_token(lambda: token_response)
+
+
+def server_url(path: str) -> str:
+    return f"/sites/{SITE}/{path}"
+
+
+def put_file(emulator: RunningEmulator, content: bytes, name: str = NAME) -> File:
+    ctx = client(emulator)
+    ctx.web.ensure_folder_path(FOLDER).execute_query()
+    folder = ctx.web.get_folder_by_server_relative_path(server_url(FOLDER))
+    return folder.files.add(name, content, overwrite=True).execute_query()
+
+
+def etag_of(emulator: RunningEmulator, path: str = f"{FOLDER}/{NAME}") -> str:
+    file = client(emulator).web.get_file_by_server_relative_path(server_url(path))
+    return file.get().execute_query().properties["ETag"]
+
+
+def status_of(error: pytest.ExceptionInfo[ClientRequestException]) -> int:
+    return error.value.response.status_code
+
+
+def test_prints_its_loopback_url_first(emulator: RunningEmulator) -> None:
+    assert emulator.url.startswith("http://127.0.0.1:")
+    web = client(emulator).web.get().execute_query()
+    assert web.url == emulator.site_url(SITE)  # the full URL, or the library misroutes
+
+
+def test_refuses_a_non_loopback_host(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agii_sync.emulator", "--root", str(tmp_path), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
+def test_files_live_at_their_path_inside_the_site_folder(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"hallo")
+    on_disk = emulator.site_folder(SITE) / FOLDER / NAME
+    assert on_disk.read_bytes() == b"hallo"
+    assert File.open_binary(client(emulator), server_url(f"{FOLDER}/{NAME}")).content == b"hallo"
+
+
+def test_a_file_placed_on_disk_is_served(emulator: RunningEmulator) -> None:
+    target = emulator.site_folder(SITE) / "Gedeelde documenten" / "los.xlsx"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"van schijf")
+    path = server_url("Gedeelde documenten/los.xlsx")
+    assert File.open_binary(client(emulator), path).content == b"van schijf"
+    before = etag_of(emulator, "Gedeelde documenten/los.xlsx")
+    target.write_bytes(b"buiten de emulator om gewijzigd")
+    assert etag_of(emulator, "Gedeelde documenten/los.xlsx") != before
+
+
+def test_etag_changes_on_every_write_and_versions_are_kept(emulator: RunningEmulator) -> None:
+    file = put_file(emulator, b"v1")
+    etags = [file.properties["ETag"]]
+    ctx = client(emulator)
+    path = server_url(f"{FOLDER}/{NAME}")
+    response = File.save_binary(ctx, path, b"v2")
+    etags.append(response.headers["ETag"])
+    ctx.web.get_file_by_server_relative_path(path).save_binary_stream(b"v3").execute_query()
+    etags.append(etag_of(emulator))
+    etags.append(put_file(emulator, b"v4").properties["ETag"])
+    assert len(set(etags)) == 4
+    assert all(tag.startswith('"{') and tag.endswith(f'}},{n}"') for n, tag in enumerate(etags, 1))
+
+    versions = ctx.web.get_file_by_server_relative_path(path).versions.get().execute_query()
+    assert [v.properties["VersionLabel"] for v in versions] == ["1.0", "2.0", "3.0"]
+    ctx.web.get_file_by_server_relative_path(path).versions.delete_all().execute_query()
+    after = ctx.web.get_file_by_server_relative_path(path).versions.get().execute_query()
+    assert len(after) == 0
+    assert File.open_binary(ctx, path).content == b"v4"
+
+
+def test_if_match_is_enforced_on_every_write_path(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"origineel")
+    stale = '"{00000000-0000-0000-0000-000000000000},1"'
+    path = server_url(f"{FOLDER}/{NAME}")
+
+    def with_stale_etag() -> ClientContext:
+        ctx = client(emulator)
+        ctx.pending_request().before_execute(lambda r: r.set_header("If-Match", stale))
+        return ctx
+
+    with pytest.raises(ClientRequestException) as put:
+        File.save_binary(with_stale_etag(), path, b"x")
+    ctx = with_stale_etag()
+    with pytest.raises(ClientRequestException) as stream:
+        ctx.web.get_file_by_server_relative_path(path).save_binary_stream(b"x").execute_query()
+    ctx = client(emulator)
+    folder = ctx.web.get_folder_by_server_relative_path(server_url(FOLDER))
+    folder.files.add(NAME, b"x", overwrite=True)
+    ctx.before_execute(lambda r: r.set_header("If-Match", stale))
+    with pytest.raises(ClientRequestException) as add:
+        ctx.execute_query()
+
+    assert [status_of(e) for e in (put, stream, add)] == [412, 412, 412]
+    current = etag_of(emulator)
+    ctx = client(emulator)
+    ctx.pending_request().before_execute(lambda r: r.set_header("If-Match", current))
+    File.save_binary(ctx, path, b"nieuw")
+    assert File.open_binary(client(emulator), path).content == b"nieuw"
+
+
+def test_add_without_overwrite_refuses_an_existing_file(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"eerst")
+    folder = client(emulator).web.get_folder_by_server_relative_path(server_url(FOLDER))
+    with pytest.raises(ClientRequestException) as error:
+        folder.files.add(NAME, b"tweede", overwrite=False).execute_query()
+    assert status_of(error) == 400
+
+
+def test_a_locked_file_answers_423_until_unlocked(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"open in Excel")
+    path = server_url(f"{FOLDER}/{NAME}")
+    emulator.lock(path)
+    with pytest.raises(ClientRequestException) as error:
+        File.save_binary(client(emulator), path, b"overschreven")
+    assert status_of(error) == 423
+    assert "SPFileLockException" in error.value.code
+    assert File.open_binary(client(emulator), path).content == b"open in Excel"
+    emulator.unlock(path)
+    File.save_binary(client(emulator), path, b"na sluiten")
+    assert File.open_binary(client(emulator), path).content == b"na sluiten"
+
+
+def test_lock_can_be_given_on_the_command_line(emulator_factory) -> None:
+    path = server_url(f"{FOLDER}/{NAME}")
+    running = emulator_factory("--lock", path)
+    put_file(running, b"x")  # creating is allowed; the lock is on writes to an existing file
+    with pytest.raises(ClientRequestException) as error:
+        File.save_binary(client(running), path, b"y")
+    assert status_of(error) == 423
+
+
+def test_range_requests(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"0123456789")
+    file = client(emulator).web.get_file_by_server_relative_path(server_url(f"{FOLDER}/{NAME}"))
+    result = file.get_content(start=4)
+    file.context.execute_query()
+    assert result.value == b"456789"
+
+
+def test_chunked_upload(emulator: RunningEmulator) -> None:
+    import io
+
+    ctx = client(emulator)
+    ctx.web.ensure_folder_path(FOLDER).execute_query()
+    folder = ctx.web.get_folder_by_server_relative_path(server_url(FOLDER))
+    content = bytes(range(256)) * 10
+    folder.files.create_upload_session(
+        io.BytesIO(content), chunk_size=1000, file_name="groot.bin"
+    ).execute_query()
+    assert File.open_binary(ctx, server_url(f"{FOLDER}/groot.bin")).content == content
+    assert emulator.stats()["requests"]["upload_chunk"] == {"POST": 3}
+
+
+def test_missing_files_and_tokens(emulator: RunningEmulator) -> None:
+    missing = client(emulator).web.get_file_by_server_relative_path(server_url("nope.xlsx"))
+    with pytest.raises(ClientRequestException) as not_found:
+        missing.get().execute_query()
+    assert status_of(not_found) == 404
+    denied = client(emulator, token="denied-for-test").web.get()
+    with pytest.raises(ClientRequestException) as forbidden:
+        denied.execute_query()
+    assert status_of(forbidden) == 403
+    anonymous = requests.get(f"{emulator.site_url(SITE)}/_api/Web", timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["message"]["lang"] == "en-US"
+
+
+ACCESS = {
+    "role_assignments": [
+        {
+            "principal": {
+                "type": "user",
+                "title": "Jan Peeters",
+                "login": "i:0#.f|membership|jan@example.org",
+                "email": "jan@example.org",
+            },
+            "roles": ["Contribute"],
+        },
+        {
+            "principal": {
+                "type": "sharepoint_group",
+                "title": "PNT Leden",
+                "members": [
+                    {"type": "user", "title": "An Claes", "login": "i:0#.f|membership|an@x.org"},
+                    {"type": "security_group", "title": "Team", "login": "c:0t.c|tenant|1"},
+                ],
+            },
+            "roles": ["Edit"],
+        },
+        {
+            "principal": {"type": "security_group", "title": "Everyone", "login": "c:0-.f|x"},
+            "roles": ["Read"],
+        },
+    ],
+    "sharing_links": [{"kind": "anonymous", "roles": ["Read"]}],
+}
+
+
+def test_permissions_come_from_access_json(emulator: RunningEmulator) -> None:
+    folder = emulator.site_folder(SITE)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "_access.json").write_text(json.dumps(ACCESS), encoding="utf-8")
+    ctx = client(emulator)
+    assignments = ctx.web.role_assignments.expand(["Member", "RoleDefinitionBindings"]).get()
+    ctx.execute_query()
+    members = [a.member.properties for a in assignments]
+    assert [m["PrincipalType"].value for m in members] == [1, 8, 4]
+    roles = [[r.properties["Name"] for r in a.role_definition_bindings] for a in assignments]
+    assert roles == [["Contribute"], ["Edit"], ["Read"]]
+
+    group_id = members[1]["Id"]
+    users = ctx.web.site_groups.get_by_id(group_id).users.get().execute_query()
+    assert [u.properties["Title"] for u in users] == ["An Claes", "Team"]
+    groups = ctx.web.site_groups.get().execute_query()
+    assert [g.properties["Title"] for g in groups] == ["PNT Leden"]
+    site_users = ctx.web.site_users.get().execute_query()
+    assert len(site_users) == 4
+
+    links = ctx.pending_request().execute_request("web/_emulator/sharinglinks").json()
+    assert links["d"]["results"][0]["Kind"] == "anonymous"
+
+
+def test_stats_count_requests_per_kind_and_reset(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"x")
+    etag_of(emulator)
+    stats = emulator.stats()
+    assert stats["requests"]["files_add"] == {"POST": 1}
+    assert stats["requests"]["file_props"] == {"GET": 1}
+    assert stats["requests"]["contextinfo"]["POST"] >= 2
+    assert stats["early_retries"] == 0
+    emulator.reset_stats()
+    assert emulator.stats()["total_requests"] == 0
+
+
+def test_faults_carry_retry_after_and_early_retries_are_counted(emulator_factory) -> None:
+    running = emulator_factory("--fault-rate", "1", "--retry-after", "0.2", "--seed", "1")
+    url = f"{running.site_url(SITE)}/_api/Web"
+    headers = {"Authorization": "Bearer t", "Accept": "application/json;odata=verbose"}
+    first = requests.get(url, headers=headers, timeout=10)
+    assert first.status_code in (429, 503)
+    assert float(first.headers["Retry-After"]) == pytest.approx(0.2)
+    too_soon = requests.get(url, headers=headers, timeout=10)
+    assert too_soon.status_code == 429
+    assert running.stats()["early_retries"] == 1
+
+    running.configure(fault_rate=0)
+    time.sleep(0.25)
+    assert requests.get(url, headers=headers, timeout=10).status_code == 200
+    assert running.stats()["faults_total"] == 2
+
+
+def test_latency_is_added_to_api_requests(emulator_factory) -> None:
+    running = emulator_factory("--latency-ms", "150")
+    started = time.monotonic()
+    client(running).web.get().execute_query()  # contextinfo + web
+    assert time.monotonic() - started >= 0.3

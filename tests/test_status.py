@@ -1,0 +1,248 @@
+"""status-update, list and pull-status: the only data that flows back is 'Status activiteit'."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from agii_sync.config import load_config
+from agii_sync.engine import Run
+from agii_sync.runs.status import StatusEdit, status_update
+from agii_sync.sites.factory import SiteOpener
+from fixtures.workspace import MUNICIPALITIES, Workspace, person
+
+SPL = MUNICIPALITIES[0]["id"]
+
+pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect=True)
+
+
+@pytest.fixture
+def site_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def pushed(workspace: Workspace) -> list[str]:
+    """Four people on Sint-Pieters-Leeuw; returns their Rij-IDs in sheet order."""
+    export = workspace.export([person(n, 0, attest_datum="2099-01-31") for n in range(1, 5)])
+    assert workspace.cli("push", str(export)).exit_code == 0
+    return [r["Rij-ID"] for r in workspace.rows(SPL)]
+
+
+def all_cells(content: bytes) -> dict[tuple[str, str], object]:
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    return {
+        (sheet.title, cell.coordinate): cell.value
+        for sheet in book.worksheets
+        for row in sheet.iter_rows()
+        for cell in row
+        if cell.value is not None
+    }
+
+
+def test_only_the_targeted_status_cells_change(workspace: Workspace, pushed: list[str]) -> None:
+    before = all_cells(workspace.workbook_bytes(SPL))
+    result = workspace.cli("status-update", "--site", SPL, pushed[2], "gecontacteerd")
+    assert result.exit_code == 0, result.output
+    after = all_cells(workspace.workbook_bytes(SPL))
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed == {("Inburgeraars", "N4")}
+    assert after[("Inburgeraars", "N4")] == "Gecontacteerd"
+    assert [line["rows"] for line in workspace.audit_lines() if line["command"] == "status-update"] == [
+        [{"row_id": pushed[2], "reason": "status_set"}]]
+
+
+def test_from_file_sets_many_and_dry_run_shows_old_to_new(workspace: Workspace, pushed: list[str]) -> None:
+    updates = workspace.root / "updates.csv"
+    updates.write_text(
+        f"Rij-ID;Status activiteit\n{pushed[0]};Activiteit gestart\n{pushed[3]};NIET BEREIKBAAR\n",
+        encoding="utf-8",
+    )
+    before = workspace.site(SPL).read()
+    dry = workspace.cli("status-update", "--site", SPL, "--from", str(updates), "--dry-run")
+    assert dry.exit_code == 0
+    assert f"{pushed[0]} status_set: (leeg) -> Activiteit gestart" in dry.stdout
+    assert workspace.site(SPL).read() == before
+    assert workspace.cli("status-update", "--site", SPL, "--from", str(updates)).exit_code == 0
+    statuses = [r["Status activiteit"] for r in workspace.rows(SPL)]
+    assert statuses == ["Activiteit gestart", None, None, "Niet bereikbaar"]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("{id};Activiteit gestrat", "unknown_status"),
+        ("ZZZZZ-ZZZZZ;Gecontacteerd", "unknown_row_id"),
+        ("{id};Gecontacteerd", "duplicate_row_id"),
+    ],
+)
+def test_an_invalid_line_leaves_the_workbook_byte_identical(
+    workspace: Workspace, pushed: list[str], line: str, code: str
+) -> None:
+    updates = workspace.root / "updates.csv"
+    updates.write_text(
+        f"Rij-ID,Status activiteit\n{pushed[0]},Gecontacteerd\n{line.format(id=pushed[0]).replace(';', ',')}\n",
+        encoding="utf-8",
+    )
+    before = workspace.site(SPL).read()
+    result = workspace.cli("--json", "status-update", "--site", SPL, "--from", str(updates))
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    problems = doc.get("problems") or doc["sites"][0]["error"]["problems"]
+    assert code in [p["code"] for p in problems]
+    assert workspace.site(SPL).read() == before
+
+
+def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> None:
+    result = workspace.cli("status-update", "--site", SPL, pushed[0], "Activiteit gestrat")
+    assert result.exit_code == 1
+    assert "did you mean 'Activiteit gestart'?" in result.output
+
+
+def test_status_from_update_survives_the_next_push(workspace: Workspace, pushed: list[str]) -> None:
+    workspace.cli("status-update", "--site", SPL, pushed[1], "Toegeleid naar activiteit")
+    export = workspace.export([person(n, 0, attest_datum="2099-01-31", email=f"nieuw{n}@x.be")
+                               for n in range(1, 6)])
+    assert workspace.cli("push", str(export)).exit_code == 0
+    statuses = {r["Rij-ID"]: r["Status activiteit"] for r in workspace.rows(SPL)}
+    assert statuses[pushed[1]] == "Toegeleid naar activiteit"
+
+
+class RacingOpener(SiteOpener):
+    """Opens sites whose first write is preceded by another user's status-update."""
+
+    def __init__(self, config, other) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config)
+        self.other = other
+
+    def open(self, municipality):  # type: ignore[no-untyped-def]
+        site = super().open(municipality)
+        opener = self
+
+        class Racing:
+            url = site.url
+
+            def read(self):  # type: ignore[no-untyped-def]
+                return site.read()
+
+            def write(self, content, if_match):  # type: ignore[no-untyped-def]
+                if opener.other is not None:
+                    other, opener.other = opener.other, None
+                    other()
+                return site.write(content, if_match)
+
+            def delete_old_versions(self):  # type: ignore[no-untyped-def]
+                return site.delete_old_versions()
+
+            def read_access(self):  # type: ignore[no-untyped-def]
+                return site.read_access()
+
+        return Racing()
+
+
+def racing_update(workspace: Workspace, mine: tuple[str, str], theirs: tuple[str, str]):  # type: ignore[no-untyped-def]
+    config = load_config(workspace.write_config())
+    m = config.by_id(SPL)
+
+    def other() -> None:
+        run = Run(config, "status-update", date.today())
+        outcome = status_update(run, m, [StatusEdit(None, *theirs)])
+        assert outcome.written
+
+    run = Run(config, "status-update", date.today(), opener=RacingOpener(config, other))
+    return status_update(run, m, [StatusEdit(None, *mine)])
+
+
+def test_two_concurrent_updates_on_different_rows_both_land(workspace: Workspace, pushed: list[str]) -> None:
+    outcome = racing_update(workspace, (pushed[0], "Gecontacteerd"), (pushed[1], "Geen interesse"))
+    assert outcome.written and outcome.attempts == 2 and outcome.error is None
+    statuses = [r["Status activiteit"] for r in workspace.rows(SPL)]
+    assert statuses[:2] == ["Gecontacteerd", "Geen interesse"]
+
+
+def test_a_conflicting_update_is_reported_not_lost(workspace: Workspace, pushed: list[str]) -> None:
+    outcome = racing_update(workspace, (pushed[0], "Gecontacteerd"), (pushed[0], "Geen interesse"))
+    assert outcome.exit_code == 5
+    assert outcome.details["conflict_rows"] == [pushed[0]]
+    assert workspace.rows(SPL)[0]["Status activiteit"] == "Geen interesse"
+
+
+def test_list_filters_people(workspace: Workspace) -> None:
+    export = workspace.export([
+        person(1, 0, interesses="buddy", niveau_nederlands="A1"),
+        person(2, 0, interesses="6;8", niveau_nederlands="B2"),
+        person(3, 0, interesses="geen", niveau_nederlands=""),
+    ])
+    workspace.cli("push", str(export))
+    ids = [r["Rij-ID"] for r in workspace.rows(SPL)]
+    workspace.cli("status-update", "--site", SPL, ids[1], "Gecontacteerd")
+    result = workspace.cli("list", "--site", SPL, "--interest", "8", "--interest", "buddy", "--format", "json")
+    assert [p["Naam"] for p in json.loads(result.stdout)["people"]] == ["Naamx0001q", "Naamx0002q"]
+    result = workspace.cli("list", "--site", SPL, "--min-dutch", "a2", "--format", "csv")
+    assert [r["Naam"] for r in csv.DictReader(io.StringIO(result.stdout))] == ["Naamx0002q"]
+    result = workspace.cli("--json", "list", "--site", SPL, "--status", "gecontacteerd")
+    assert json.loads(result.stdout)["count"] == 1
+    assert workspace.cli("list", "--site", SPL, "--status", "gecontaceterd").exit_code == 2
+    list_lines = [line for line in workspace.audit_lines() if line["command"] == "list"]
+    assert [line["counts"]["rows_read"] for line in list_lines] == [2, 1, 1]
+
+
+def test_pull_status_brings_statuses_back_by_dossier(workspace: Workspace) -> None:
+    people = [person(n, n % 2, attest_datum="2099-01-31") for n in range(1, 5)]
+    export = workspace.export(people)
+    workspace.cli("push", str(export))
+    mechelen = MUNICIPALITIES[1]["id"]
+    m_ids = [r["Rij-ID"] for r in workspace.rows(mechelen)]
+    workspace.cli("status-update", "--site", mechelen, m_ids[0], "Activiteit afgerond")
+    workspace.set_status_by_hand(SPL, workspace.rows(SPL)[0]["Rij-ID"], "bellen in mei")
+    out = workspace.root / "terug" / "status.csv"
+    result = workspace.cli("--json", "pull-status", str(export), "--out", str(out))
+    assert result.exit_code == 1  # a hand-typed status outside the list is flagged
+    lines = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(lines[0]) == ["dossiernummer", "nis_code", "status_activiteit"]
+    got = {(r["dossiernummer"], r["nis_code"]): r["status_activiteit"] for r in lines}
+    assert got[("A7000001", "12025")] == "Activiteit afgerond"
+    assert got[("A7000002", "23077")] == "bellen in mei"
+    assert len(got) == 4
+    doc = json.loads(result.stdout)
+    assert sum(s["off_list"] for s in doc["sites"]) == 1
+    assert "A7000001" not in result.stdout and "bellen" not in result.stdout
+
+
+def test_rows_without_export_match_are_counted(workspace: Workspace) -> None:
+    workspace.cli("push", str(workspace.export([person(1, 0), person(2, 0), person(3, 0)])))
+    partial = workspace.export([person(1, 0)], name="partial.csv")
+    result = workspace.cli("--json", "pull-status", str(partial), "--out", str(workspace.root / "o.csv"),
+                           "--site", SPL)
+    (site,) = json.loads(result.stdout)["sites"]
+    assert (site["pulled"], site["unmatched"]) == (1, 2)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+def test_a_workbook_resaved_by_libreoffice_still_updates(workspace: Workspace, pushed: list[str],
+                                                         tmp_path: Path) -> None:
+    original = tmp_path / "lo" / "inburgeraars.xlsx"
+    original.parent.mkdir()
+    original.write_bytes(workspace.workbook_bytes(SPL))
+    outdir = tmp_path / "lo" / "out"
+    subprocess.run(
+        ["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+         "--convert-to", "xlsx", "--outdir", str(outdir), str(original)],
+        check=True, capture_output=True, timeout=180,
+    )
+    site = workspace.site(SPL)
+    site.write((outdir / "inburgeraars.xlsx").read_bytes(), site.read().etag)
+    before = all_cells(workspace.workbook_bytes(SPL))
+    result = workspace.cli("status-update", "--site", SPL, pushed[1], "Activiteit gestart")
+    assert result.exit_code == 0, result.output
+    after = all_cells(workspace.workbook_bytes(SPL))
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed == {("Inburgeraars", "N3")}
