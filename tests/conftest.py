@@ -3,3 +3,4 @@
 from fixtures.emulator import *  # noqa: F401,F403
 from fixtures.secrets import *  # noqa: F401,F403
 from fixtures.workspace import *  # noqa: F401,F403
+from fixtures.leaks import *  # noqa: F401,F403

@@ -12,7 +12,7 @@ from .. import audit as audit_trail
 from .. import auth
 from ..errors import ExitCode, UsageError
 from ..schemas import write_schemas
-from . import State, app, execute
+from . import State, app, execute, render
 
 audit_app = typer.Typer(help="The audit trail: hash-chained JSON lines (CONTRACT §7).")
 app.add_typer(audit_app, name="audit")
@@ -156,5 +156,41 @@ def schema(
             return ExitCode.DATA
         state.output.info("schemas up to date" if check else f"wrote {out}")
         return ExitCode.OK
+
+    execute(ctx, work)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", help="Keep the demo's folder (config, export, emulator sites)."),
+    ] = None,
+) -> None:
+    """A complete run with no network and no credentials: the bundled SharePoint emulator on
+    127.0.0.1, three municipalities, a synthetic export; init, push, status-update,
+    pull-status, then one protocol ends and purge empties that workbook."""
+    from ..runs.demo import run_demo
+
+    def work(state: State) -> ExitCode:
+        def show(step):  # type: ignore[no-untyped-def]
+            if not state.json_mode:
+                state.output.line(f"== {step.name}" + (f": {step.note}" if step.note else ""),
+                                  style="bold")
+                render.outcomes(state.output, step.outcomes, show_changes=False)
+
+        report = run_demo(keep, state.today(), show)
+        if state.json_mode:
+            state.output.document({
+                "command": "demo", "exit_code": int(report.exit_code),
+                "folder": str(report.folder) if report.kept else None,
+                "steps": [{"step": s.name, "note": s.note,
+                           "sites": [render.outcome_doc(o, changes=False) for o in s.outcomes]}
+                          for s in report.steps],
+            })
+        elif report.kept:
+            state.output.info(f"kept in {report.folder} (config: agii-sync.toml)")
+        return report.exit_code
 
     execute(ctx, work)

@@ -115,7 +115,7 @@ def _summary_row(o: SiteOutcome) -> tuple[object, ...]:
         o.site,
         _result(o),
         counts.get("added", ""),
-        counts.get("updated", ""),
+        counts.get("updated", 0) + counts.get("status_set", 0) if counts else "",
         counts.get("removed", ""),
         counts.get("unchanged", ""),
         _note(o),
@@ -142,6 +142,10 @@ def _note(o: SiteOutcome) -> str:
         notes.append(f"{o.versions_deleted} old version(s) deleted")
     if o.details.get("past_retention_not_added"):
         notes.append(f"{o.details['past_retention_not_added']} past retention, not shared")
+    if "pulled" in o.details:
+        notes.append(f"{o.details['pulled']} status(es) pulled")
+    if o.details.get("unmatched"):
+        notes.append(f"{o.details['unmatched']} row(s) match no export row")
     if o.attempts > 1:
         notes.append(f"re-read {o.attempts - 1}x after a concurrent change")
     return "; ".join(notes)

@@ -323,7 +323,7 @@ class SharePointSite:
             _execute(ctx)
         except ClientRequestException as exc:
             if _status(exc) == 400 and self._exists(ctx):
-                raise self._conflict("already exists") from None
+                raise self._conflict("was created by someone else") from None
             raise
         return str(file.properties["ETag"]), str(file.properties["UniqueId"])
 
@@ -411,7 +411,7 @@ class SharePointSite:
         return AccessSnapshot(tuple(result), self._sharing_links(ctx))
 
     def _principal(self, ctx: ClientContext, props: dict[str, Any]) -> Principal:
-        kind = PRINCIPAL_KINDS.get(int(props.get("PrincipalType") or 1), "user")
+        kind = PRINCIPAL_KINDS.get(_as_int(props.get("PrincipalType")), "user")
         members: tuple[Principal, ...] = ()
         if kind == "sharepoint_group":
             users = ctx.web.site_groups.get_by_id(int(props["Id"])).users.get()
@@ -446,7 +446,7 @@ class SharePointSite:
             return ()
         links = []
         for link in info.sharing_links:
-            kind = LINK_KINDS.get(int(link.LinkKind or 0))
+            kind = LINK_KINDS.get(_as_int(link.LinkKind))
             if kind is None or not link.Url:  # 0: uninitialised; 6: flexible, not created yet
                 continue
             links.append(SharingLink(kind, ("Edit",) if link.IsEditLink else ("Read",)))
@@ -584,6 +584,12 @@ def _object_missing(exc: ClientRequestException) -> bool:
     """A 404 for a file or folder; a 404 on the form digest means the site itself is missing."""
     url = str(getattr(exc.response, "url", "") or "")
     return _status(exc) == 404 and not url.lower().rstrip("/").endswith("/_api/contextinfo")
+
+
+def _as_int(value: Any) -> int:
+    """The library hands some enumerations over as ``Enum`` members, others as plain ints."""
+    value = getattr(value, "value", value)
+    return int(value) if value is not None else 0
 
 
 def _status(exc: BaseException) -> int | None:
