@@ -45,7 +45,9 @@ def test_same_person_in_two_municipalities_has_unrelated_keys() -> None:
     first = row_key(SECRET, "23077", "A1234567")
     second = row_key(SECRET, "12025", "A1234567")
     assert first != second
-    shared = sum(a == b for a, b in zip(first.replace("-", ""), second.replace("-", ""), strict=True))
+    shared = sum(
+        a == b for a, b in zip(first.replace("-", ""), second.replace("-", ""), strict=True)
+    )
     assert shared <= 4  # no common structure beyond chance
 
 

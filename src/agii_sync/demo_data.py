@@ -57,7 +57,9 @@ def write_synthetic_export(
     Attest dates are relative to ``today`` (default: the real today): most people have none,
     some got it recently, some long enough ago to be past a 6-month retention."""
     maker = _RowMaker(seed, today or date.today(), extra_columns)
-    rows = [maker.person(m.nis, m.name, m.postal_codes) for m in municipalities for _ in range(per_site)]
+    rows = [
+        maker.person(m.nis, m.name, m.postal_codes) for m in municipalities for _ in range(per_site)
+    ]
     other_nis = [n for n in OTHER_NIS_CANDIDATES if n not in {m.nis for m in municipalities}]
     rows += [maker.person(other_nis[0], "Elders", ["2000"]) for _ in range(other_nis_rows)]
     rows += [maker.broken(municipalities[i % len(municipalities)], i) for i in range(bad_rows)]
@@ -83,7 +85,9 @@ def write_export(
         _write_xlsx(path, header, rows)
 
 
-def _write_csv(path: Path, header: list[str], rows: list[Row], *, delimiter: str, encoding: str) -> None:
+def _write_csv(
+    path: Path, header: list[str], rows: list[Row], *, delimiter: str, encoding: str
+) -> None:
     with path.open("w", encoding=encoding, newline="") as file:
         writer = csv.writer(file, delimiter=delimiter)
         writer.writerow(header)

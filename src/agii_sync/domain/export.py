@@ -210,7 +210,9 @@ def clean_text(value: object) -> str:
 
 def parse_dossier(text: str) -> str:
     dossier = text.upper()
-    allowed = all(char.isascii() and (char.isalnum() or char in DOSSIER_SEPARATORS) for char in dossier)
+    allowed = all(
+        char.isascii() and (char.isalnum() or char in DOSSIER_SEPARATORS) for char in dossier
+    )
     if not allowed or not dossier[0].isalnum() or len(dossier) > MAX_DOSSIER_LENGTH:
         raise Rejected(ProblemCode.INVALID_DOSSIER)
     return dossier

@@ -183,7 +183,9 @@ def _refuse_duplicates(path: Path, keys: list[str]) -> None:
 def _refuse_missing(
     path: Path, keys: list[str], unknown: list[tuple[int, str]], *, tab_separated: bool
 ) -> None:
-    missing = [column for column in EXPORT_COLUMNS if column in REQUIRED_COLUMNS and column not in keys]
+    missing = [
+        column for column in EXPORT_COLUMNS if column in REQUIRED_COLUMNS and column not in keys
+    ]
     if not missing:
         return
     suggestions = [

@@ -1,0 +1,274 @@
+"""Who can reach a municipality's site, compared with who may (``access-check``): pure.
+
+Input: the site's role assignments and sharing links (a ``sites.base.AccessSnapshot``, seen
+here through the read-only protocols below so the domain imports nothing from ``sites``) and
+the municipality's ``allowed`` list.
+
+Matching. An allowed entry names a principal when, ignoring case and surrounding spaces, it
+equals the principal's e-mail address; its login name (``i:0#.f|membership|x@y``), whole or
+the part after the last ``|``; or, for a group, its title. A user's display name is never
+matched: names are not unique.
+
+Decisions.
+
+- A SharePoint group whose title is allowed is fine as a whole: AgII vouches for its
+  membership. Its members are listed as having access ``via`` the group, not reported.
+- A SharePoint group that is not allowed is looked through: each member is judged on its own,
+  with the group's roles and the group as ``via``. The group gives no finding of its own (one
+  finding per member says what to fix, and counts stay per principal), so an empty group, or
+  one whose members are all allowed, passes.
+- A security group is judged as one principal (its members are not read): ``unexpected_group``
+  unless allowed.
+- Critical whatever ``allowed`` says: Everyone, Everyone except external users and All Users
+  (by title, English or Dutch, or by claim), wherever they appear, also inside an allowed
+  group; anonymous and organisation-wide sharing links.
+- A guest account (``#ext#``, ``urn:spo:guest``, ``urn:spo:anon``) is critical unless an allowed
+  entry names it or it is in an allowed group: municipal staff reach AgII's tenant as guests,
+  so a named guest is normal and an unnamed one is not.
+- ``specific`` sharing links give no finding: they reach named people only, who are judged
+  where SharePoint lists them as principals.
+- ``missing``: an allowed entry that names no principal with access (directly or as a member
+  of a group with access). Every finding, missing included, fails the check; only
+  ``blocks_push`` (unexpected or critical access) keeps personal data from being pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Kind = Literal["unexpected", "missing", "critical"]
+Severity = Literal["critical", "warning"]
+
+EVERYONE_TITLES = frozenset(
+    {
+        "everyone",
+        "everyone except external users",
+        "all users",
+        "all users (windows)",
+        "all users (membership)",
+        "iedereen",
+        "iedereen behalve externe gebruikers",
+        "alle gebruikers",
+    }
+)
+EVERYONE_CLAIMS = ("spo-grid-all-users", "c:0(.s|true", "c:0!.s|windows")
+GUEST_MARKS = ("#ext#", "urn:spo:guest", "urn:spo:anon")
+CRITICAL_LINKS = {"anonymous": "anonymous_link", "organization": "organization_link"}
+LINK_TITLES = {"anonymous": "anyone with the link", "organization": "everyone in the organisation"}
+
+MESSAGES = {
+    "unexpected_user": "has access but is not in allowed",
+    "unexpected_group_member": "has access through a group that is not in allowed",
+    "unexpected_group": "group has access but is not in allowed",
+    "missing": "in allowed, but has no access to the site",
+    "everyone": "everybody in the organisation has access",
+    "guest": "guest account not named in allowed",
+    "anonymous_link": "anyone with the link has access, without signing in",
+    "organization_link": "everybody in the organisation with the link has access",
+}
+KIND_ORDER: dict[str, int] = {"critical": 0, "unexpected": 1, "missing": 2}
+
+
+class PrincipalView(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def login(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def members(self) -> Sequence[PrincipalView]: ...
+
+
+class AssignmentView(Protocol):
+    @property
+    def principal(self) -> PrincipalView: ...
+    @property
+    def roles(self) -> Sequence[str]: ...
+
+
+class LinkView(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def roles(self) -> Sequence[str]: ...
+
+
+class AccessView(Protocol):
+    @property
+    def role_assignments(self) -> Sequence[AssignmentView]: ...
+    @property
+    def sharing_links(self) -> Sequence[LinkView]: ...
+
+
+@dataclass(frozen=True)
+class AccessFinding:
+    kind: Kind
+    code: str
+    severity: Severity
+    title: str
+    login: str | None = None
+    email: str | None = None
+    type: str | None = None  # a principal type, "link", or None for a missing entry
+    roles: tuple[str, ...] = ()
+    via: str | None = None  # the SharePoint group it comes through
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self.code]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One way someone can reach the site, and the allowed entry that covers it (if any)."""
+
+    title: str
+    login: str | None
+    email: str | None
+    type: str
+    roles: tuple[str, ...]
+    via: str | None
+    allowed_by: str | None
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    grants: tuple[Grant, ...]
+    links: tuple[tuple[str, tuple[str, ...]], ...]  # (kind, roles) of every sharing link
+    findings: tuple[AccessFinding, ...]
+
+    def counts(self) -> dict[str, int]:
+        return {kind: sum(1 for f in self.findings if f.kind == kind) for kind in KIND_ORDER}
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    @property
+    def blocks_push(self) -> bool:
+        return any(f.kind != "missing" for f in self.findings)
+
+
+def compare_access(snapshot: AccessView, allowed: Iterable[str]) -> AccessReport:
+    judge = _Judge(allowed)
+    for assignment in snapshot.role_assignments:
+        judge.assignment(assignment.principal, tuple(assignment.roles))
+    for link in snapshot.sharing_links:
+        judge.link(link)
+    findings = [*judge.findings, *judge.missing()]
+    findings.sort(key=lambda f: KIND_ORDER[f.kind])
+    return AccessReport(
+        grants=tuple(judge.grants),
+        links=tuple((link.kind, tuple(link.roles)) for link in snapshot.sharing_links),
+        findings=tuple(findings),
+    )
+
+
+def normalise(text: str) -> str:
+    return text.strip().casefold()
+
+
+def principal_names(p: PrincipalView) -> set[str]:
+    """The names an allowed entry may use for this principal, normalised."""
+    names = set()
+    if p.email:
+        names.add(normalise(p.email))
+    if p.login:
+        names.update({normalise(p.login), normalise(p.login.rsplit("|", 1)[-1])})
+    if p.type != "user":
+        names.add(normalise(p.title))
+    names.discard("")
+    return names
+
+
+def is_everyone(p: PrincipalView) -> bool:
+    if p.type == "sharepoint_group":
+        return False  # a SharePoint group reaches its members only; they are judged one by one
+    login = normalise(p.login or "")
+    return normalise(p.title) in EVERYONE_TITLES or any(claim in login for claim in EVERYONE_CLAIMS)
+
+
+def is_guest(p: PrincipalView) -> bool:
+    text = normalise(f"{p.login or ''} {p.email or ''}")
+    return any(mark in text for mark in GUEST_MARKS)
+
+
+class _Judge:
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self.entries = {normalise(e): e.strip() for e in allowed if e.strip()}
+        self.matched: set[str] = set()
+        self.grants: list[Grant] = []
+        self.findings: list[AccessFinding] = []
+
+    def assignment(self, p: PrincipalView, roles: tuple[str, ...]) -> None:
+        if p.type == "sharepoint_group":
+            self.sharepoint_group(p, roles)
+        else:
+            self.principal(p, roles, via=None, vouched_by=None)
+
+    def sharepoint_group(self, group: PrincipalView, roles: tuple[str, ...]) -> None:
+        allowed_by = self.match(group)
+        self.grants.append(_grant(group, roles, None, allowed_by))
+        for member in group.members:
+            self.principal(member, roles, via=group.title, vouched_by=allowed_by)
+
+    def principal(
+        self, p: PrincipalView, roles: tuple[str, ...], *, via: str | None, vouched_by: str | None
+    ) -> None:
+        allowed_by = self.match(p) or vouched_by
+        self.grants.append(_grant(p, roles, via, allowed_by))
+        code = self.code(p, allowed_by, via)
+        if code is not None:
+            kind: Kind = "unexpected" if code.startswith("unexpected") else "critical"
+            self.findings.append(_finding(kind, code, p, roles, via))
+
+    @staticmethod
+    def code(p: PrincipalView, allowed_by: str | None, via: str | None) -> str | None:
+        if is_everyone(p):
+            return "everyone"
+        if allowed_by is not None:
+            return None
+        if is_guest(p):
+            return "guest"
+        if p.type != "user":
+            return "unexpected_group"
+        return "unexpected_group_member" if via else "unexpected_user"
+
+    def link(self, link: LinkView) -> None:
+        code = CRITICAL_LINKS.get(link.kind)
+        if code is not None:
+            self.findings.append(
+                AccessFinding(
+                    "critical", code, "critical", LINK_TITLES[link.kind], type="link",
+                    roles=tuple(link.roles),
+                )
+            )
+
+    def match(self, p: PrincipalView) -> str | None:
+        hits = principal_names(p) & self.entries.keys()
+        self.matched |= hits
+        return self.entries[min(hits)] if hits else None
+
+    def missing(self) -> list[AccessFinding]:
+        return [
+            AccessFinding("missing", "missing", "warning", entry)
+            for key, entry in self.entries.items()
+            if key not in self.matched
+        ]
+
+
+def _grant(
+    p: PrincipalView, roles: tuple[str, ...], via: str | None, allowed_by: str | None
+) -> Grant:
+    return Grant(p.title, p.login, p.email, p.type, roles, via, allowed_by)
+
+
+def _finding(
+    kind: Kind, code: str, p: PrincipalView, roles: tuple[str, ...], via: str | None
+) -> AccessFinding:
+    severity: Severity = "critical" if kind == "critical" else "warning"
+    return AccessFinding(kind, code, severity, p.title, p.login, p.email, p.type, roles, via)

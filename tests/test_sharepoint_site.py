@@ -1,0 +1,305 @@
+"""SharePointSite: the real client library against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fixtures.emulator import RunningEmulator
+
+from agii_sync import __version__
+from agii_sync.errors import (
+    AuthFailure,
+    ConfigError,
+    EtagConflict,
+    Throttled,
+    WorkbookLocked,
+)
+from agii_sync.sites.access_file import parse_access
+from agii_sync.sites.base import Site, Snapshot
+from agii_sync.sites.sharepoint import (
+    RetryPolicy,
+    SharePointConnection,
+    SharePointSite,
+    dummy_token,
+)
+
+WORKBOOK = "Gedeelde documenten/Participatietraject/inburgeraars.xlsx"
+QUICK = RetryPolicy(max_attempts=8, budget_seconds=20, base_delay=0.01, max_delay=0.1)
+
+
+def open_site(
+    emulator: RunningEmulator,
+    name: str = "gemeente",
+    path: str = WORKBOOK,
+    retry: RetryPolicy = QUICK,
+    **kwargs: object,
+) -> SharePointSite:
+    return SharePointSite(emulator.site_url(name), path, dummy_token, retry=retry, **kwargs)
+
+
+def on_disk(emulator: RunningEmulator, name: str = "gemeente", path: str = WORKBOOK) -> Path:
+    return emulator.site_folder(name) / path
+
+
+def test_is_a_site(emulator: RunningEmulator) -> None:
+    assert isinstance(open_site(emulator), Site)
+
+
+def test_a_missing_workbook_reads_as_empty(emulator: RunningEmulator) -> None:
+    assert open_site(emulator).read() == Snapshot(None, None)
+
+
+def test_create_read_and_write(emulator: RunningEmulator) -> None:
+    site = open_site(emulator)
+    created = site.write(b"eerste", None)
+    first = site.read()
+    assert first == Snapshot(b"eerste", created)
+    assert on_disk(emulator).read_bytes() == b"eerste"
+
+    replaced = site.write(b"tweede", first.etag)
+    assert replaced != created
+    assert site.read() == Snapshot(b"tweede", replaced)
+    third = site.write(b"derde", replaced)
+    assert len({created, replaced, third}) == 3
+
+
+def test_create_refuses_an_existing_workbook(emulator: RunningEmulator) -> None:
+    site = open_site(emulator)
+    site.write(b"van iemand anders", None)
+    with pytest.raises(EtagConflict):
+        site.write(b"van ons", None)
+    assert on_disk(emulator).read_bytes() == b"van iemand anders"
+
+
+def test_a_stale_etag_is_a_conflict_and_changes_nothing(emulator: RunningEmulator) -> None:
+    site = open_site(emulator)
+    stale = site.write(b"v1", None)
+    site.write(b"v2 van de gemeente", stale)
+    with pytest.raises(EtagConflict) as error:
+        site.write(b"v3 op basis van v1", stale)
+    assert error.value.exit_code == 5
+    assert on_disk(emulator).read_bytes() == b"v2 van de gemeente"
+
+
+def test_two_writers_race_and_exactly_one_wins(emulator: RunningEmulator) -> None:
+    connection = SharePointConnection(dummy_token, retry=QUICK)
+    base = connection.site(emulator.site_url("gemeente"), WORKBOOK)
+    etag = base.write(b"start", None)
+    writers = [connection.site(emulator.site_url("gemeente"), WORKBOOK) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def write(n: int) -> str:
+        barrier.wait()
+        try:
+            writers[n].write(f"schrijver {n}".encode(), etag)
+            return "won"
+        except EtagConflict:
+            return "conflict"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(write, range(2)))
+    assert outcomes == ["conflict", "won"]
+    assert on_disk(emulator).read_bytes() in (b"schrijver 0", b"schrijver 1")
+
+
+def test_a_locked_workbook_is_reported_and_left_alone(emulator: RunningEmulator) -> None:
+    policy = RetryPolicy(lock_attempts=2, lock_wait_seconds=0.05)
+    site = open_site(emulator, retry=policy)
+    etag = site.write(b"open in Excel", None)
+    emulator.lock(f"/sites/gemeente/{WORKBOOK}")
+    with pytest.raises(WorkbookLocked) as error:
+        site.write(b"overschreven", etag)
+    assert error.value.exit_code == 3
+    assert site.url in error.value.message
+    assert "Excel" in (error.value.hint or "")
+    assert on_disk(emulator).read_bytes() == b"open in Excel"
+    assert site.stats.lock_waits == 2
+    assert emulator.stats()["responses"]["423"] == 2
+
+    emulator.unlock(f"/sites/gemeente/{WORKBOOK}")
+    site.write(b"na sluiten", etag)
+    assert on_disk(emulator).read_bytes() == b"na sluiten"
+
+
+def test_paths_with_spaces_and_apostrophes(emulator: RunningEmulator) -> None:
+    path = "Gedeelde documenten/O'Brien map/d'n lijst 2024.xlsx"
+    site = open_site(emulator, name="sint-job-in-'t-goor", path=path)
+    etag = site.write(b"inhoud", None)
+    assert on_disk(emulator, "sint-job-in-'t-goor", path).read_bytes() == b"inhoud"
+    assert site.read() == Snapshot(b"inhoud", etag)
+    site.write(b"nieuw", etag)
+    assert site.read().content == b"nieuw"
+    assert site.delete_old_versions() == 1
+
+
+def test_large_workbooks_go_up_in_chunks(emulator: RunningEmulator) -> None:
+    site = open_site(emulator, chunk_size=1000)
+    content = bytes(range(256)) * 14  # 3584 bytes: four chunks
+    etag = site.write(content, None)
+    assert site.read() == Snapshot(content, etag)
+    bigger = content + b"meer"
+    new_etag = site.write(bigger, etag)
+    assert site.read() == Snapshot(bigger, new_etag)
+    with pytest.raises(EtagConflict):
+        site.write(content, etag)
+    assert on_disk(emulator).read_bytes() == bigger
+    assert emulator.stats()["requests"]["upload_chunk"]["POST"] >= 8
+
+
+def test_old_versions_are_deleted_and_counted(emulator: RunningEmulator) -> None:
+    site = open_site(emulator)
+    assert site.delete_old_versions() == 0  # no workbook yet
+    etag = site.write(b"1", None)
+    for n in range(2, 5):
+        etag = site.write(str(n).encode(), etag)
+    assert site.delete_old_versions() == 3
+    assert site.delete_old_versions() == 0
+    assert site.read().content == b"4"
+    versions = emulator.site_folder("gemeente") / ".emulator" / "versions"
+    assert not any(versions.rglob("*.bin"))
+
+
+ACCESS = {
+    "role_assignments": [
+        {
+            "principal": {
+                "type": "user",
+                "title": "Jan Peeters",
+                "login": "i:0#.f|membership|jan.peeters@example.org",
+                "email": "jan.peeters@example.org",
+            },
+            "roles": ["Contribute"],
+        },
+        {
+            "principal": {
+                "type": "sharepoint_group",
+                "title": "PNT Leden",
+                "members": [
+                    {
+                        "type": "user",
+                        "title": "An Claes",
+                        "login": "i:0#.f|membership|an.claes@example.org",
+                        "email": "an.claes@example.org",
+                    },
+                    {"type": "security_group", "title": "Team PNT", "login": "c:0t.c|tenant|42"},
+                ],
+            },
+            "roles": ["Edit"],
+        },
+        {
+            "principal": {
+                "type": "security_group",
+                "title": "Everyone except external users",
+                "login": "c:0-.f|rolemanager|spo-grid-all-users/x",
+            },
+            "roles": ["Read"],
+        },
+    ],
+    "sharing_links": [{"kind": "anonymous", "roles": ["Read"]}, {"kind": "organization"}],
+}
+
+
+def test_access_expands_sharepoint_groups_only(emulator: RunningEmulator) -> None:
+    folder = emulator.site_folder("gemeente")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "_access.json").write_text(json.dumps(ACCESS), encoding="utf-8")
+    access = open_site(emulator).read_access()
+    assert access == parse_access(ACCESS)
+    group = access.role_assignments[1].principal
+    assert [m.title for m in group.members] == ["An Claes", "Team PNT"]
+    assert group.members[1].members == ()  # security groups are not expanded
+    assert [link.kind for link in access.sharing_links] == ["anonymous", "organization"]
+
+
+def test_a_site_without_access_file_has_no_one(emulator: RunningEmulator) -> None:
+    access = open_site(emulator).read_access()
+    assert access.role_assignments == () and access.sharing_links == ()
+
+
+def test_faults_are_retried_without_ever_coming_back_early(emulator: RunningEmulator) -> None:
+    connection = SharePointConnection(dummy_token, retry=QUICK)
+    names = [f"gemeente-{n}" for n in range(3)]
+    sites = [connection.site(emulator.site_url(name), WORKBOOK) for name in names]
+    for site in sites:
+        site.write(b"0", None)  # also fetches each thread's form digest while all is calm
+    emulator.configure(fault_rate=0.3, retry_after=0.05)
+    emulator.reset_stats()
+
+    def work(site: SharePointSite) -> bytes:
+        for n in range(1, 6):
+            site.write(str(n).encode(), site.read().etag)
+        site.read_access()
+        site.delete_old_versions()
+        return site.read().content or b""
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(work, sites)) == [b"5"] * 3
+    stats = emulator.stats()
+    assert stats["faults_total"] > 0
+    assert stats["early_retries"] == 0
+    assert connection.stats.throttled == stats["faults_total"]
+
+
+@pytest.mark.chaos
+def test_faults_with_whole_second_retry_after_including_the_digest(emulator_factory) -> None:
+    running = emulator_factory("--fault-rate", "0.3", "--retry-after", "1", "--seed", "7")
+    connection = SharePointConnection(dummy_token, retry=RetryPolicy(budget_seconds=30))
+    site = connection.site(running.site_url("gemeente"), WORKBOOK)
+    etag = site.write(b"a", None)
+    site.write(b"b", etag)
+    assert site.read().content == b"b"
+    assert running.stats()["early_retries"] == 0
+
+
+def test_throttling_past_the_budget_is_a_temporary_failure(emulator: RunningEmulator) -> None:
+    policy = RetryPolicy(max_attempts=3, base_delay=0.01)
+    site = open_site(emulator, retry=policy)
+    site.read()  # the form digest, before the weather turns
+    emulator.configure(fault_rate=1, retry_after=0.05)
+    with pytest.raises(Throttled) as error:
+        site.read()
+    assert error.value.exit_code == 3
+    assert site.stats.retries == 2
+    assert emulator.stats()["early_retries"] == 0
+
+
+def test_a_refused_token_is_an_auth_failure(emulator: RunningEmulator) -> None:
+    def refused() -> dict[str, object]:
+        return {**dummy_token(), "access_token": "denied-by-test"}
+
+    site = SharePointSite(emulator.site_url("gemeente"), WORKBOOK, refused, retry=QUICK)
+    with pytest.raises(AuthFailure) as error:
+        site.read()
+    assert error.value.exit_code == 4
+
+
+def test_every_request_says_who_we_are(emulator: RunningEmulator) -> None:
+    site = open_site(emulator)
+    site.write(b"x", None)
+    site.read()
+    agents = emulator.stats()["user_agents"]
+    assert agents == {f"NONISV|AgII|agii-sync/{__version__}": sum(agents.values())}
+
+
+def test_plain_http_is_refused_for_other_hosts() -> None:
+    with pytest.raises(ConfigError):
+        SharePointSite("http://sharepoint.example.org/sites/x", WORKBOOK, dummy_token)
+
+
+def test_one_connection_serves_many_sites_from_a_thread_pool(emulator: RunningEmulator) -> None:
+    connection = SharePointConnection(dummy_token, retry=QUICK)
+    names = [f"gemeente-{n}" for n in range(6)]
+
+    def create_and_update(name: str) -> bytes:
+        site = connection.site(emulator.site_url(name), WORKBOOK)
+        etag = site.write(name.encode(), None)
+        site.write(name.upper().encode(), etag)
+        return site.read().content or b""
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(create_and_update, names))
+    assert results == [name.upper().encode() for name in names]
