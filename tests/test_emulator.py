@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from fixtures.emulator import RunningEmulator
 from office365.runtime.client_request_exception import ClientRequestException
 from office365.sharepoint.client_context import ClientContext
 from office365.sharepoint.files.file import File
+
+from fixtures.emulator import RunningEmulator
 
 SITE = "testsite"
 FOLDER = "Gedeelde documenten/O'Brien map"

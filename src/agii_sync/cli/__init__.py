@@ -154,4 +154,4 @@ def main() -> None:
     sys.exit(0)
 
 
-from . import admin, municipality, sync  # noqa: E402, F401 - registers the commands
+from . import access, admin, municipality, sync  # noqa: E402, F401 - registers the commands

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..domain.access import AccessFinding, AccessReport, Grant
 from ..domain.check import Finding
 from ..domain.problems import Problem
 from ..engine import SiteOutcome
@@ -153,3 +154,123 @@ def _note(o: SiteOutcome) -> str:
 
 def exit_doc(code: ExitCode) -> dict[str, int]:
     return {"exit_code": int(code)}
+
+
+# -- access-check ---------------------------------------------------------------------------
+
+ACCESS_COLUMNS = ("site", "code", "principal", "type", "roles", "via")
+
+
+def access_finding_doc(f: AccessFinding) -> dict[str, Any]:
+    return {
+        "kind": f.kind,
+        "code": f.code,
+        "severity": f.severity,
+        "title": f.title,
+        "login": f.login,
+        "email": f.email,
+        "type": f.type,
+        "roles": list(f.roles),
+        "via": f.via,
+        "message": f.message,
+    }
+
+
+def grant_doc(g: Grant) -> dict[str, Any]:
+    return {
+        "title": g.title,
+        "login": g.login,
+        "email": g.email,
+        "type": g.type,
+        "roles": list(g.roles),
+        "via": g.via,
+        "allowed_by": g.allowed_by,
+    }
+
+
+def access_site_doc(o: SiteOutcome, report: AccessReport | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"site": o.site, "exit_code": int(o.exit_code), "error": None}
+    if report is not None:
+        doc["counts"] = report.counts()
+        doc["findings"] = [access_finding_doc(f) for f in report.findings]
+        doc["principals"] = [grant_doc(g) for g in report.grants]
+        doc["sharing_links"] = [
+            {"kind": kind, "roles": list(roles)} for kind, roles in report.links
+        ]
+    else:
+        doc |= {"counts": {}, "findings": [], "principals": [], "sharing_links": []}
+    if o.error is not None:
+        doc["error"] = {
+            "type": type(o.error).__name__,
+            "message": o.error.message,
+            "hint": o.error.hint,
+        }
+    return doc
+
+
+def principal_label(title: str, login: str | None, email: str | None) -> str:
+    if email:
+        return f"{title} <{email}>"
+    if login:
+        return f"{title} ({login})"
+    return title
+
+
+def access_summary(out: Output, items: list[tuple[SiteOutcome, AccessReport | None]]) -> None:
+    rows = []
+    for o, report in items:
+        counts = report.counts() if report else {}
+        rows.append(
+            (
+                o.site,
+                _access_result(o, report),
+                counts.get("critical", ""),
+                counts.get("unexpected", ""),
+                counts.get("missing", ""),
+            )
+        )
+    out.table(None, ("site", "result", "critical", "unexpected", "missing"), rows)
+
+
+def _access_result(o: SiteOutcome, report: AccessReport | None) -> str:
+    if o.error is not None or report is None:
+        return f"error ({int(o.exit_code)})"
+    return "ok" if report.passed else f"{len(report.findings)} finding(s)"
+
+
+def access_findings(out: Output, site: str, items: Iterable[AccessFinding]) -> None:
+    items = list(items)
+    if items:
+        out.table(
+            f"{site}: access findings",
+            ACCESS_COLUMNS,
+            (
+                (
+                    site,
+                    f.code,
+                    principal_label(f.title, f.login, f.email),
+                    f.type or "",
+                    ", ".join(f.roles),
+                    f.via or "",
+                )
+                for f in items
+            ),
+        )
+
+
+def access_grants(out: Output, site: str, items: Iterable[Grant]) -> None:
+    items = list(items)
+    out.table(
+        f"{site}: who has access",
+        ("principal", "type", "roles", "via", "allowed by"),
+        (
+            (
+                principal_label(g.title, g.login, g.email),
+                g.type,
+                ", ".join(g.roles),
+                g.via or "",
+                g.allowed_by or "",
+            )
+            for g in items
+        ),
+    )

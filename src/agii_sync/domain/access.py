@@ -243,7 +243,11 @@ class _Judge:
         if code is not None:
             self.findings.append(
                 AccessFinding(
-                    "critical", code, "critical", LINK_TITLES[link.kind], type="link",
+                    "critical",
+                    code,
+                    "critical",
+                    LINK_TITLES[link.kind],
+                    type="link",
                     roles=tuple(link.roles),
                 )
             )

@@ -7,6 +7,7 @@ exception, and a Problem never carries the value it is about.
 from __future__ import annotations
 
 import gettext
+import math
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -307,7 +308,7 @@ def parse_attest_cell(value: object) -> date:
     if isinstance(value, date):
         return _plausible(value)
     assert isinstance(value, int | float)
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise Rejected(ProblemCode.INVALID_DATE)
     return _from_excel_serial(int(value))
 

@@ -34,6 +34,8 @@ class ProblemCode(StrEnum):
     UNKNOWN_INTEREST = "unknown_interest"
     GEEN_WITH_OTHERS = "geen_with_others"
     INVALID_DATE = "invalid_date"
+    UNKNOWN_STATUS = "unknown_status"  # status-update --from
+    DUPLICATE_ROW_ID = "duplicate_row_id"  # status-update --from
 
     @property
     def description(self) -> str:
@@ -69,6 +71,8 @@ DESCRIPTIONS: dict[ProblemCode, str] = {
     ProblemCode.UNKNOWN_INTEREST: "an interest that is not one of the 11 codes or labels",
     ProblemCode.GEEN_WITH_OTHERS: "'geen' together with other interests",
     ProblemCode.INVALID_DATE: "not a date (YYYY-MM-DD, DD/MM/YYYY or an Excel date)",
+    ProblemCode.UNKNOWN_STATUS: "not one of the values of the Status activiteit list",
+    ProblemCode.DUPLICATE_ROW_ID: "the Rij-ID occurs on more than one line",
 }
 WARNINGS: frozenset[ProblemCode] = frozenset({ProblemCode.FORMULA_LIKE_TEXT})
 

@@ -46,10 +46,11 @@ Control endpoints (no latency, no faults, no auth):
 
 - ``GET /_emulator/stats`` → ``{"requests": {kind: {method: n}}, "total_requests": n,
   "responses": {status: n}, "faults_injected": {"429": n, "503": n}, "faults_total": n,
-  "early_retries": n, "user_agents": {agent: n}}``. Kinds: ``contextinfo``, ``web``, ``file_props``, ``file_content_get``,
-  ``file_content_put``, ``files_add``, ``upload_chunk``, ``folder_props``, ``folders_add``,
-  ``versions``, ``versions_delete``, ``role_assignments``, ``site_users``, ``site_groups``,
-  ``group``, ``group_users``, ``sharing_links``, ``unsupported``.
+  "early_retries": n, "user_agents": {agent: n}}``. Kinds: ``contextinfo``, ``web``,
+  ``file_props``, ``file_content_get``, ``file_content_put``, ``files_add``, ``upload_chunk``,
+  ``folder_props``, ``folders_add``, ``versions``, ``versions_delete``, ``role_assignments``,
+  ``site_users``, ``site_groups``, ``group``, ``group_users``, ``sharing_links``,
+  ``unsupported``.
 - ``POST /_emulator/stats/reset``.
 - ``POST /_emulator/lock`` / ``POST /_emulator/unlock`` with ``{"url": "/sites/NAME/…/x.xlsx"}``;
   ``GET /_emulator/locks``.

@@ -3,6 +3,9 @@
 The format is decided by content, not by extension. A file that cannot be read at all raises
 InputError; anything wrong inside a row is a Problem. Neither ever quotes a cell value, and
 a header cell is only named when it is one of our own column names.
+
+Line numbers count as a person does: the header is line 1. In a CSV a line is a record, so a
+quoted cell that spans two physical lines still counts once (as the row does in Excel).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from ..config import Municipality
 from ..domain.check import Finding
 from ..domain.plan import plan_purge
 from ..engine import Run, SiteOutcome, refuse_unwritable
-from ..errors import ExitCode, SafetyStop
+from ..errors import AgiiError, ExitCode, SafetyStop
 from ..formats import workbook
 
 
@@ -49,12 +49,18 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
 
 def purge_site(run: Run, m: Municipality) -> SiteOutcome:
     """Remove rows past retention (within max_delete), or all rows once the protocol ended
-    (the law, so no limit); then drop the site's older versions of the workbook."""
+    (the law, so no limit); then drop the site's older versions of the workbook.
+
+    The older versions are deleted on every purge that finds a workbook, not only when this
+    purge removed rows: a push removes people too (moved away, past retention), and a purge
+    whose version deletion failed must not leave them behind for good once its rows are gone.
+    """
     ended = m.protocol_ended(run.today)
     limit = run.config.agii.max_delete
 
     def make_plan(loaded):  # type: ignore[no-untyped-def]
-        refuse_unwritable(loaded, run.today) if not ended else None
+        if not ended:  # at the protocol's end everything goes, hand-added rows included
+            refuse_unwritable(loaded, run.today)
         plan = plan_purge(loaded.shared_rows, today=run.today, protocol_ended=ended)
         removed = len(plan.removed)
         if not ended and not limit.allows(removed, plan.total_before):
@@ -66,7 +72,14 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
         return plan
 
     outcome = run.update_workbook(m, make_plan, create_missing=False)
-    if outcome.written:
+    if run.dry_run or outcome.etag_after is None:  # a dry run, or no workbook on the site
+        return outcome
+    try:
         outcome.versions_deleted = run.site(m).delete_old_versions()
+    except AgiiError as error:
+        # The rows are already gone from the workbook: keep that in the report and the audit
+        # line, and fail the site so the next purge (which deletes versions again) is due.
+        outcome.fail(error)
+    else:
         outcome.details["versions_deleted"] = outcome.versions_deleted
     return outcome

@@ -88,7 +88,15 @@ class RetryPolicy:
 class RetryStats:
     """Thread-safe counters of what the retry loop did, for tests and benchmarks."""
 
-    FIELDS = ("calls", "retries", "throttled", "lock_waits", "connection_errors", "waited_seconds")
+    FIELDS = (
+        "calls",
+        "retries",
+        "throttled",
+        "lock_waits",
+        "connection_errors",
+        "server_errors",
+        "waited_seconds",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -208,11 +216,25 @@ class SharePointConnection:
 
 
 class _NotFound(Exception):
-    """A 404 inside an attempt: the caller decides what a missing object means."""
+    """A 404 for a file or folder: the caller decides what a missing object means."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call of a Site method: what it does (for messages) and when its budget runs out."""
+
+    action: str
+    deadline: float
 
 
 class SharePointSite:
-    """The workbook at ``workbook_path`` (relative to the site) on one SharePoint site."""
+    """The workbook at ``workbook_path`` (relative to the site) on one SharePoint site.
+
+    Every HTTP request is retried on its own (429/503 after ``Retry-After``, connection errors
+    and 5xx with backoff, 423 a few times), within one time budget per method call. Writes are
+    safe to repeat: they carry ``If-Match`` or refuse to overwrite, so a repeated write whose
+    first answer was lost ends in ``EtagConflict``, never in a lost update.
+    """
 
     def __init__(
         self,
@@ -267,8 +289,7 @@ class SharePointSite:
         # one and our next write fails with a conflict instead of overwriting the newer file.
         try:
             etag, _ = self._properties(ctx)
-            result = self._file(ctx).get_content()
-            _execute(ctx)
+            result = self._query(ctx, lambda: self._file(ctx).get_content())
         except _NotFound:
             return Snapshot(None, None)
         return Snapshot(bytes(result.value), etag)
@@ -278,8 +299,7 @@ class SharePointSite:
 
     def _properties(self, ctx: ClientContext) -> tuple[str, str]:
         """The workbook's ETag and UniqueId; ``_NotFound`` when there is none."""
-        file = self._file(ctx).select(["ETag", "UniqueId"]).get()
-        _execute(ctx)
+        file = self._query(ctx, lambda: self._file(ctx).select(["ETag", "UniqueId"]).get())
         return str(file.properties["ETag"]), str(file.properties["UniqueId"])
 
     # --- write -------------------------------------------------------------------------------
@@ -293,14 +313,9 @@ class SharePointSite:
             raise self._conflict("changed")
         if len(content) > self.chunk_size:
             return self._upload_in_chunks(ctx, unique_id, content, if_match)
-        url = f"{ctx.service_root_url}/web/GetFileById('{unique_id}')/$value"
-        request = RequestOptions(url)
-        request.method = HttpMethod.Post
-        request.set_header("X-HTTP-Method", "PUT")
-        request.set_header("If-Match", if_match)
-        request.data = content
+        headers = {"X-HTTP-Method": "PUT", "If-Match": if_match}
         try:
-            response = _send(ctx, request)
+            response = self._post(ctx, f"web/GetFileById('{unique_id}')/$value", content, headers)
         except _NotFound:
             raise self._conflict("was deleted") from None
         return response.headers.get("ETag") or self._properties(ctx)[0]
@@ -317,10 +332,13 @@ class SharePointSite:
         return etag
 
     def _add(self, ctx: ClientContext, content: bytes) -> tuple[str, str]:
-        folder = ctx.web.get_folder_by_server_relative_path(self._folder_url(self.folder_parts))
-        file = folder.files.add(self.file_name, content, overwrite=False)
+        def add() -> Any:
+            folder_url = self._folder_url(self.folder_parts)
+            folder = ctx.web.get_folder_by_server_relative_path(folder_url)
+            return folder.files.add(self.file_name, content, overwrite=False)
+
         try:
-            _execute(ctx)
+            file = self._query(ctx, add, passthrough={400})
         except ClientRequestException as exc:
             if _status(exc) == 400 and self._exists(ctx):
                 raise self._conflict("was created by someone else") from None
@@ -340,14 +358,17 @@ class SharePointSite:
         while existing > 0 and not self._folder_exists(ctx, parts[:existing]):
             existing -= 1
         for depth in range(existing, len(parts)):
-            parent = ctx.web.get_folder_by_server_relative_path(self._folder_url(parts[:depth]))
-            parent.folders.add(parts[depth])
-            _execute(ctx)
+            self._add_folder(ctx, self._folder_url(parts[:depth]), parts[depth])
+
+    def _add_folder(self, ctx: ClientContext, parent: str, name: str) -> None:
+        self._query(
+            ctx, lambda: ctx.web.get_folder_by_server_relative_path(parent).folders.add(name)
+        )
 
     def _folder_exists(self, ctx: ClientContext, parts: list[str]) -> bool:
-        ctx.web.get_folder_by_server_relative_path(self._folder_url(parts)).get()
+        url = self._folder_url(parts)
         try:
-            _execute(ctx)
+            self._query(ctx, lambda: ctx.web.get_folder_by_server_relative_path(url).get())
         except _NotFound:
             return False
         return True
@@ -358,22 +379,23 @@ class SharePointSite:
     def _upload_in_chunks(
         self, ctx: ClientContext, unique_id: str, content: bytes, etag: str
     ) -> str:
-        """startUpload/continueUpload/finishUpload on the existing file; the content only
-        changes at finishUpload, which (like every chunk) carries If-Match."""
-        file = ctx.web.get_file_by_id(unique_id)
-        upload_id = str(uuid.uuid4())
-        size = self.chunk_size
+        """startUpload/continueUpload/finishUpload on the existing file. Its content only
+        changes at finishUpload; every chunk carries If-Match, so a concurrent write stops us."""
+        file = f"web/GetFileById('{unique_id}')"
+        upload = f"uploadID='{uuid.uuid4()}'"
+        size, response = self.chunk_size, None
         for offset in range(0, len(content), size):
             chunk = content[offset : offset + size]
             if offset == 0:
-                file.start_upload(upload_id, chunk)
+                step = f"startUpload({upload})"
             elif offset + size < len(content):
-                file.continue_upload(upload_id, offset, chunk)
+                step = f"continueUpload({upload},fileOffset={offset})"
             else:
-                file.finish_upload(upload_id, offset, chunk)
-            ctx.before_execute(lambda r: r.set_header("If-Match", etag))
-            _execute(ctx)
-        return str(file.properties.get("ETag") or self._properties(ctx)[0])
+                step = f"finishUpload({upload},fileOffset={offset})"
+            response = self._post(ctx, f"{file}/{step}", chunk, {"If-Match": etag})
+        assert response is not None
+        new_etag = response.headers.get("ETag") or response.json()["d"].get("ETag")
+        return str(new_etag or self._properties(ctx)[0])
 
     def _conflict(self, what: str) -> EtagConflict:
         return EtagConflict(
@@ -384,26 +406,24 @@ class SharePointSite:
     # --- versions ----------------------------------------------------------------------------
 
     def _delete_versions(self, ctx: ClientContext) -> int:
-        versions = self._file(ctx).versions.get()
         try:
-            _execute(ctx)
+            versions = self._query(ctx, lambda: self._file(ctx).versions.get())
         except _NotFound:
             return 0
-        count = len(versions)
-        if count:
-            self._file(ctx).versions.delete_all()
-            _execute(ctx)
-        return count
+        if len(versions):
+            self._query(ctx, lambda: self._file(ctx).versions.delete_all())
+        return len(versions)
 
     # --- access ------------------------------------------------------------------------------
 
     def _read_access(self, ctx: ClientContext) -> AccessSnapshot:
-        assignments = ctx.web.role_assignments.expand(["Member", "RoleDefinitionBindings"]).get()
-        _execute(ctx)
+        assignments = self._query(
+            ctx,
+            lambda: ctx.web.role_assignments.expand(["Member", "RoleDefinitionBindings"]).get(),
+        )
         result = []
         for assignment in assignments:
-            member = assignment.properties.get("Member") or assignment.member
-            principal = self._principal(ctx, member.properties)
+            principal = self._principal(ctx, assignment.member.properties)
             roles = tuple(
                 str(r.properties.get("Name")) for r in assignment.role_definition_bindings
             )
@@ -414,36 +434,38 @@ class SharePointSite:
         kind = PRINCIPAL_KINDS.get(_as_int(props.get("PrincipalType")), "user")
         members: tuple[Principal, ...] = ()
         if kind == "sharepoint_group":
-            users = ctx.web.site_groups.get_by_id(int(props["Id"])).users.get()
-            _execute(ctx)
-            members = tuple(self._principal(ctx, u.properties) for u in users)
-        login = props.get("LoginName")
+            group_id = int(props["Id"])
+            users = self._query(ctx, lambda: ctx.web.site_groups.get_by_id(group_id).users.get())
+            members = tuple(self._principal(ctx, user.properties) for user in users)
         return Principal(
             type=kind,
             title=str(props.get("Title") or ""),
-            login=None if kind == "sharepoint_group" else login or None,
+            login=None if kind == "sharepoint_group" else props.get("LoginName") or None,
             email=props.get("Email") or None,
             members=members,
         )
 
     def _sharing_links(self, ctx: ClientContext) -> tuple[SharingLink, ...]:
-        if site_kind(self.url) == "emulator":
-            response = _send(
-                ctx, RequestOptions(f"{ctx.service_root_url}/web/_emulator/sharinglinks")
-            )
-            items = response.json()["d"]["results"]
-            return tuple(
-                SharingLink(item["Kind"], tuple(item.get("Roles", {}).get("results", [])))
-                for item in items
-            )
-        return self._file_sharing_links(ctx)
+        if site_kind(self.url) != "emulator":
+            return self._file_sharing_links(ctx)
+        response = self._get(ctx, "web/_emulator/sharinglinks")
+        return tuple(
+            SharingLink(item["Kind"], tuple(item.get("Roles", {}).get("results", [])))
+            for item in response.json()["d"]["results"]
+        )
 
     def _file_sharing_links(self, ctx: ClientContext) -> tuple[SharingLink, ...]:
-        info = self._file(ctx).listItemAllFields.get_sharing_information()
+        """Unverified against SharePoint Online: the links on the workbook's list item."""
         try:
-            _execute(ctx)
+            info = self._query(
+                ctx, lambda: self._file(ctx).listItemAllFields.get_sharing_information()
+            )
         except _NotFound:
             return ()
+        except (AssertionError, KeyError, TypeError, ValueError):
+            raise TemporaryFailure(
+                f"could not read the sharing links of the workbook on {self.url}"
+            ) from None
         links = []
         for link in info.sharing_links:
             kind = LINK_KINDS.get(_as_int(link.LinkKind))
@@ -452,7 +474,7 @@ class SharePointSite:
             links.append(SharingLink(kind, ("Edit",) if link.IsEditLink else ("Read",)))
         return tuple(links)
 
-    # --- contexts and the retry loop ---------------------------------------------------------
+    # --- requests and the retry loop ---------------------------------------------------------
 
     def _context(self) -> ClientContext:
         ctx = getattr(self._local, "ctx", None)
@@ -461,51 +483,84 @@ class SharePointSite:
             self._local.ctx = ctx
         return ctx
 
-    def _drop_context(self, ctx: ClientContext, force: bool = False) -> None:
-        # A failed query can leave others queued behind it (or a stale digest); a fresh clone
-        # starts clean. Otherwise keep the clone and its form digest.
-        if force or ctx.has_pending_request:
-            self._local.ctx = None
-
-    def _call(self, action: str, attempt: Callable[[ClientContext], T]) -> T:
-        policy = self.retry
-        deadline = time.monotonic() + policy.budget_seconds
-        tries = lock_tries = 0
+    def _call(self, action: str, operation: Callable[[ClientContext], T]) -> T:
         self.stats.add("calls")
+        self._local.call = _Call(action, time.monotonic() + self.retry.budget_seconds)
+        ctx = self._context()
+        try:
+            return operation(ctx)
+        except _NotFound:
+            raise TemporaryFailure(
+                f"SharePoint answered 404 trying to {action} on {self.url}",
+                hint="check the site URL and the [workbook] path in the config",
+            ) from None
+        finally:
+            if ctx.has_pending_request:  # never carry half a queue into the next call
+                self._local.ctx = None
+
+    def _query(
+        self, ctx: ClientContext, build: Callable[[], T], passthrough: set[int] | None = None
+    ) -> T:
+        """Queue one query with ``build`` and run it; a retry builds it afresh. Errors with a
+        status in ``passthrough`` reach the caller as they are."""
+
+        def once() -> T:
+            result = build()
+            _execute(ctx)
+            return result
+
+        return self._retrying(ctx, once, passthrough or set())
+
+    def _get(self, ctx: ClientContext, path: str) -> Response:
+        return self._retrying(ctx, lambda: _send(ctx, RequestOptions(_api(ctx, path))))
+
+    def _post(
+        self, ctx: ClientContext, path: str, data: bytes, headers: dict[str, str]
+    ) -> Response:
+        def once() -> Response:
+            request = RequestOptions(_api(ctx, path))
+            request.method = HttpMethod.Post
+            request.data = data
+            for name, value in headers.items():
+                request.set_header(name, value)
+            return _send(ctx, request)
+
+        return self._retrying(ctx, once)
+
+    def _retrying(
+        self, ctx: ClientContext, once: Callable[[], T], passthrough: set[int] | None = None
+    ) -> T:
+        call: _Call = self._local.call
+        tries = lock_tries = 0
         while True:
             tries += 1
-            ctx = self._context()
             try:
-                return attempt(ctx)
-            except AgiiError:
-                self._drop_context(ctx)
+                return once()
+            except (AgiiError, _NotFound):
                 raise
-            except _NotFound:
-                raise TemporaryFailure(
-                    f"SharePoint answered 404 trying to {action} on {self.url}",
-                    hint="check the site URL and [workbook] path in the config",
-                ) from None
-            except Exception as exc:  # classified below; anything unknown is re-raised
-                self._drop_context(ctx, _digest_expired(exc))
-                if _status(exc) == 423:
+            except Exception as exc:  # classified in _delay; anything unknown is re-raised
+                status = _status(exc)
+                if passthrough and status in passthrough:
+                    raise
+                if _digest_expired(exc):
+                    ctx.pending_request().invalidate_digest()
+                if status == 423:
                     lock_tries += 1
-                delay = self._delay(action, exc, tries, lock_tries, deadline)
+                delay = self._delay(call, exc, tries, lock_tries)
             self.stats.add("retries")
             self.stats.add("waited_seconds", delay)
             time.sleep(delay)
 
-    def _delay(
-        self, action: str, exc: Exception, tries: int, lock_tries: int, deadline: float
-    ) -> float:
+    def _delay(self, call: _Call, exc: Exception, tries: int, lock_tries: int) -> float:
         """How long to wait before the next try, or raise the error that ends the call."""
-        policy = self.retry
-        status = _status(exc)
-        remaining = deadline - time.monotonic()
+        policy, status = self.retry, _status(exc)
+        remaining = call.deadline - time.monotonic()
+        where = f"{call.action} on {self.url}"
         if isinstance(exc, ValueError) and "credentials" in str(exc).lower():
-            raise AuthFailure(f"no usable credentials to {action} on {self.url}") from None
+            raise AuthFailure(f"no usable credentials to {where}") from None
         if status in (401, 403) and not _digest_expired(exc):
             raise AuthFailure(
-                f"SharePoint refused access ({status}) to {action} on {self.url}",
+                f"SharePoint refused access ({status}) to {where}",
                 hint="check the app's permissions on this site, or run `agii-sync login`",
             ) from None
         if status == 412:
@@ -524,25 +579,22 @@ class SharePointSite:
             wait = policy.backoff(tries) if wait is None else wait
             if tries >= policy.max_attempts or wait > remaining:
                 raise Throttled(
-                    f"SharePoint kept answering {status} (busy) to {action} on {self.url}",
+                    f"SharePoint kept answering {status} (too busy) to {where}",
                     hint="nothing was written; run again later",
                 ) from None
             return wait
         if _is_connection_error(exc) or status in TRANSIENT_STATUSES or _digest_expired(exc):
-            if status is None:
-                self.stats.add("connection_errors")
+            self.stats.add("connection_errors" if status is None else "server_errors")
             wait = policy.backoff(tries)
             if tries >= policy.max_attempts or wait > remaining:
                 reason = f"SharePoint answered {status}" if status else "could not reach SharePoint"
                 raise TemporaryFailure(
-                    f"{reason} trying to {action} on {self.url}",
-                    hint="nothing was written; run again later",
+                    f"{reason} trying to {where}", hint="nothing was written; run again later"
                 ) from None
             return wait
         if status is not None:
             raise TemporaryFailure(
-                f"SharePoint answered {status} ({_error_type(exc)}) "
-                f"trying to {action} on {self.url}"
+                f"SharePoint answered {status} ({_error_type(exc)}) trying to {where}"
             ) from None
         raise exc
 
@@ -552,6 +604,10 @@ class SharePointSite:
             "nothing was written",
             hint="ask everyone to close the workbook in Excel, then run again",
         )
+
+
+def _api(ctx: ClientContext, path: str) -> str:
+    return f"{ctx.service_root_url}/{path}"
 
 
 def same_etag(a: str, b: str) -> bool:

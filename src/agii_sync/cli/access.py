@@ -1,0 +1,55 @@
+"""``access-check``: who can reach each municipality's site, compared with ``allowed``."""
+
+from __future__ import annotations
+
+import typer
+
+from ..engine import Run, SiteOutcome, worst
+from ..errors import ExitCode
+from ..runs.access import access_check_site, report_of
+from . import State, app, execute, render
+from .sync import SiteOption
+
+
+@app.command("access-check")
+def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
+    """Compare who has access to each site with the municipality's `allowed` list: users,
+    SharePoint groups and their members, security groups, and sharing links.
+
+    An allowed entry matches an e-mail address, a login name (whole, or the part after the
+    last '|'), or a group title; case is ignored. A group in `allowed` covers its members;
+    another group's members are checked one by one. Reported: unexpected principals, allowed
+    entries that reach nobody (missing), and critical access that `allowed` cannot excuse:
+    Everyone / Everyone except external users / All Users, guests not covered by `allowed`,
+    anonymous and organisation-wide links. Exit 1 if anything is found. With -v, also lists
+    everyone who has access."""
+
+    def work(state: State) -> ExitCode:
+        config = state.config()
+        run = Run(config, "access-check", state.today())
+        outcomes = run.for_each_site(config.select(site), lambda m: access_check_site(run, m))
+        code = worst(outcomes)
+        if state.json_mode:
+            sites = [render.access_site_doc(o, report_of(o)) for o in outcomes]
+            state.output.document(
+                {"command": "access-check", "exit_code": int(code), "sites": sites}
+            )
+        else:
+            _show(state, outcomes)
+        return code
+
+    execute(ctx, work)
+
+
+def _show(state: State, outcomes: list[SiteOutcome]) -> None:
+    out = state.output
+    render.access_summary(out, [(o, report_of(o)) for o in outcomes])
+    for o in outcomes:
+        report = report_of(o)
+        if o.error is not None:
+            out.error(o.error)
+        if report is None:
+            continue
+        render.access_findings(out, o.site, report.findings)
+        if state.verbose:
+            render.access_grants(out, o.site, report.grants)

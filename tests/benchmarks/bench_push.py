@@ -1,0 +1,91 @@
+"""Push of 10,000 people to one site, against a bare openpyxl load + save of the same workbook.
+
+Run: ``uv run python tests/benchmarks/bench_push.py [--people N] [--repeat R]``. Prints the
+figures side by side and the ratio (goal for issue 2: push ≤ 1.5 × load + save).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import openpyxl
+from typer.testing import CliRunner
+
+from agii_sync.cli import app
+from agii_sync.config import load_config
+from agii_sync.demo_data import write_synthetic_export
+
+CONFIG = """\
+[agii]
+audit_log = "var/audit.jsonl"
+max_delete = "100%"
+
+[[municipality]]
+id = "mechelen"
+name = "Mechelen"
+nis = "12025"
+postal_codes = ["2800", "2801", "2811", "2812"]
+site = "file:sites/mechelen"
+protocol_start = 2024-01-01
+protocol_end = 2099-12-31
+"""
+
+
+def timed(action) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("AGII_SYNC_ROWKEY_SECRET", "benchmark-secret")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config_path = root / "agii-sync.toml"
+        config_path.write_text(CONFIG, encoding="utf-8")
+        config = load_config(config_path)
+        exports = []
+        for i in range(args.repeat + 1):
+            path = root / f"export{i}.csv"
+            write_synthetic_export(path, config.municipalities, args.people, seed=1 + (i > 0) * i,
+                                   extra_columns=False)
+            exports.append(path)
+        runner = CliRunner()
+        workbook = root / "sites/mechelen/Gedeelde documenten/Participatietraject/inburgeraars.xlsx"
+
+        def push(export: Path) -> None:
+            result = runner.invoke(app, ["--config", str(config_path), "-q", "push", str(export)])
+            assert result.exit_code in (0, 1), result.output
+
+        first = timed(lambda: push(exports[0]))
+        rows = openpyxl.load_workbook(workbook, read_only=True)["Inburgeraars"].max_row - 1
+        pushes, baselines, noops = [], [], []
+        for export in exports[1:]:
+            pushes.append(timed(lambda e=export: push(e)))
+            noops.append(timed(lambda e=export: push(e)))
+            content = workbook.read_bytes()
+            baselines.append(timed(lambda c=content: openpyxl.load_workbook(io.BytesIO(c)).save(io.BytesIO())))
+    push_s, base_s, noop_s = (statistics.median(x) for x in (pushes, baselines, noops))
+    print(f"people in export          {args.people:>8}")
+    print(f"rows in workbook          {rows:>8}")
+    print(f"first push (create)       {first:8.2f} s")
+    print(f"push with changes         {push_s:8.2f} s  (median of {args.repeat})")
+    print(f"push, nothing changed     {noop_s:8.2f} s")
+    print(f"openpyxl load + save      {base_s:8.2f} s")
+    print(f"ratio push / load+save    {push_s / base_s:8.2f}  (goal <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
