@@ -109,7 +109,7 @@ def test_validate_accepts_xlsx_and_windows_1252(workspace: Workspace) -> None:
     assert workspace.cli("validate", str(xlsx)).exit_code == 0
     csv_path = workspace.export(rows, name="export-utf8.csv")
     cp1252 = workspace.root / "export-1252.csv"
-    cp1252.write_bytes(csv_path.read_text(encoding="utf-8").encode("cp1252"))
+    cp1252.write_bytes(csv_path.read_text(encoding="utf-8-sig").encode("cp1252"))
     assert workspace.cli("validate", str(cp1252)).exit_code == 0
 
 
