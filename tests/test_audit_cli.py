@@ -87,8 +87,20 @@ def test_every_command_that_touches_a_site_appends_a_line_per_site(busy: Workspa
         "status-update": [SPL],
     }
     for line in lines:
-        assert {"time", "actor", "host", "command", "site", "etag_before", "etag_after",
-                "counts", "rows", "prev", "hash", "exit_code"} <= set(line)
+        assert {
+            "time",
+            "actor",
+            "host",
+            "command",
+            "site",
+            "etag_before",
+            "etag_after",
+            "counts",
+            "rows",
+            "prev",
+            "hash",
+            "exit_code",
+        } <= set(line)
         assert line["actor"].startswith(("user:", "app:"))
     listed = next(line for line in lines if line["command"] == "list")
     assert listed["counts"]["rows_read"] == 3 and listed["rows"] == []

@@ -131,7 +131,8 @@ def test_log_file_has_one_event_per_line(workspace: Workspace, fmt: str) -> None
         failed = [e for e in events if e["event"] == "run.failed"]
         assert failed[-1]["error"] == "RunLockHeld" and failed[-1]["exit_code"] == 3
         assert {e["site"] for e in events if e["event"] == "site.done"} == {
-            m["id"] for m in MUNICIPALITIES}
+            m["id"] for m in MUNICIPALITIES
+        }
     else:
         pattern = re.compile(r"^\d{4}-\d\d-\d\dT\S+ (INFO|DEBUG|WARNING|ERROR) agii_sync\S* \S+")
         assert all(pattern.match(line) for line in lines), lines

@@ -22,7 +22,7 @@ import time_machine
 from agii_sync.config import load_config
 from agii_sync.demo_data import write_synthetic_export
 from fixtures.leaks import assert_no_personal_data, personal_values
-from fixtures.workspace import MUNICIPALITIES, Workspace
+from fixtures.workspace import MUNICIPALITIES, Workspace, person
 
 SPL, MECHELEN, GENK = (m["id"] for m in MUNICIPALITIES)
 START = date(2025, 3, 3)
@@ -124,8 +124,16 @@ def test_a_full_run_leaks_no_personal_data(workspace: Workspace) -> None:
 
     audit_lines = workspace.audit_lines()
     assert {line["command"] for line in audit_lines} >= {
-        "init", "push", "push --dry-run", "check", "status-update", "list", "pull-status",
-        "purge", "purge --dry-run"}
+        "init",
+        "push",
+        "push --dry-run",
+        "check",
+        "status-update",
+        "list",
+        "pull-status",
+        "purge",
+        "purge --dry-run",
+    }
     removed = {r["reason"] for line in audit_lines for r in line["rows"]}
     assert {"added", "retention", "protocol_ended", "status_set"} <= removed
     assert cli.json_log.stat().st_size > 0 and cli.text_log.stat().st_size > 0
@@ -139,11 +147,38 @@ def test_a_full_run_leaks_no_personal_data(workspace: Workspace) -> None:
     assert_no_personal_data(texts, rows)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="plan_status puts the hand-typed old status into Change.old, which status-update "
+    "prints ('old -> new') and --json reports; it should name only code-list values "
+    "(domain/plan.py, outside this change)",
+)
+def test_status_update_does_not_echo_a_hand_typed_status(workspace: Workspace) -> None:
+    people = [person(n, 0) for n in range(1, 4)]
+    assert workspace.cli("push", str(workspace.export(people))).exit_code == 0
+    (row_id, name, phone) = next(
+        (r["Rij-ID"], r["Naam"], r["Telefoon"]) for r in workspace.rows(SPL)
+    )
+    workspace.set_status_by_hand(SPL, row_id, f"gebeld met {name}, {phone}")
+    cli = Recorder(workspace)
+    cli("status-update", "--site", SPL, row_id, "Niet bereikbaar", "--dry-run")
+    cli("--json", "status-update", "--site", SPL, row_id, "Niet bereikbaar")
+    assert workspace.rows(SPL)[0]["Status activiteit"] == "Niet bereikbaar"
+    assert_no_personal_data(cli.outputs, people)
+
+
 def test_the_leak_check_finds_a_leak(workspace: Workspace) -> None:
     """The helper itself: a value in any of its forms is found, and named by kind."""
-    rows = [{"dossiernummer": "A1234567", "naam": "Vermeulenx", "voornaam": "Fatimax",
-             "straat": "Kerkstraatx", "email": "Fatima.V@Example.org",
-             "telefoon": "0470/12.34.56"}]
+    rows = [
+        {
+            "dossiernummer": "A1234567",
+            "naam": "Vermeulenx",
+            "voornaam": "Fatimax",
+            "straat": "Kerkstraatx",
+            "email": "Fatima.V@Example.org",
+            "telefoon": "0470/12.34.56",
+        }
+    ]
     for leak, kind in [
         ("dossier A1234567 rejected", "dossier number"),
         ("name=VERMEULENX", "name"),

@@ -70,7 +70,8 @@ def test_row_is_kept_on_its_last_day_and_purged_the_day_after(workspace: Workspa
     ids = ids_by_name(workspace, SPL)
     target, keeper = ids["Naamx0002q"], ids["Naamx0003q"]
     assert {r["Rij-ID"]: r["Bewaren tot"] for r in workspace.rows(SPL)}[target].date() == date(
-        2025, 7, 15)
+        2025, 7, 15
+    )
     workspace.set_status_by_hand(SPL, keeper, "Activiteit gestart")
 
     with on(date(2025, 7, 15)):  # the last day: kept
@@ -90,8 +91,13 @@ def test_row_is_kept_on_its_last_day_and_purged_the_day_after(workspace: Workspa
     doc = site_doc(result, SPL)
     assert doc["written"] is True
     assert doc["changes"] == [{"row_id": target, "reason": "retention", "columns": []}]
-    assert doc["counts"] | {} == {"added": 0, "updated": 0, "removed": 1, "retention": 1,
-                                  "unchanged": 3}
+    assert doc["counts"] | {} == {
+        "added": 0,
+        "updated": 0,
+        "removed": 1,
+        "retention": 1,
+        "unchanged": 3,
+    }
     rows = workspace.rows(SPL)
     assert target not in [r["Rij-ID"] for r in rows] and len(rows) == 3
     assert {r["Rij-ID"]: r["Status activiteit"] for r in rows}[keeper] == "Activiteit gestart"
@@ -100,13 +106,16 @@ def test_row_is_kept_on_its_last_day_and_purged_the_day_after(workspace: Workspa
     assert line["counts"]["retention"] == 1 and line["etag_before"] != line["etag_after"]
     for other in (MECHELEN, GENK):  # empty workbooks: nothing to do, nothing written
         assert (site_doc(result, other)["exit_code"], site_doc(result, other)["written"]) == (
-            0, False)
+            0,
+            False,
+        )
 
 
 @both_kinds
 def test_purge_with_nothing_due_writes_nothing(workspace: Workspace) -> None:
-    push_on(workspace, date(2025, 3, 1), [person(n, 0, attest_datum="2025-02-01")
-                                          for n in range(1, 4)])
+    push_on(
+        workspace, date(2025, 3, 1), [person(n, 0, attest_datum="2025-02-01") for n in range(1, 4)]
+    )
     before = workspace.site(SPL).read()
     with on(date(2025, 8, 1)):
         result = workspace.cli("--json", "purge", "--site", SPL)
@@ -164,21 +173,47 @@ def test_protocol_end_empties_the_workbook_and_refuses_pushes(workspace: Workspa
     assert book.sheetnames == ["Inburgeraars", "Toelichting", "Notities gemeente"]
     data = book["Inburgeraars"]
     assert [c.value for c in data[1]][:2] == ["Rij-ID", "Naam"]
-    assert not any(any(v is not None for v in row) for row in data.iter_rows(min_row=2,
-                                                                            values_only=True))
+    assert not any(
+        any(v is not None for v in row) for row in data.iter_rows(min_row=2, values_only=True)
+    )
     assert _toelichting(workspace.workbook_bytes(SPL)) == toelichting
     assert (book["Notities gemeente"]["A1"].value, book["Notities gemeente"]["B2"].value) == (
-        "eigen planning", 42)
+        "eigen planning",
+        42,
+    )
     assert workspace.site(MECHELEN).read() == mechelen_before  # its protocol still runs
     line = next(a for a in audit_of(workspace, "purge", SPL) if a["rows"])
     assert sorted(line["rows"], key=lambda r: r["row_id"]) == sorted(
-        ({"row_id": i, "reason": "protocol_ended"} for i in ids), key=lambda r: r["row_id"])
+        ({"row_id": i, "reason": "protocol_ended"} for i in ids), key=lambda r: r["row_id"]
+    )
     pushes = audit_of(workspace, "push", SPL)
     assert pushes[-1]["exit_code"] == 5 and pushes[-1]["rows"] == []
 
     with on(date(2025, 7, 2)):  # later runs: nothing left to remove, a push still refused
         assert workspace.cli("purge", "--site", SPL).exit_code == 0
         assert workspace.cli("push", str(workspace.export(people)), "--site", SPL).exit_code == 5
+    assert workspace.rows(SPL) == []
+
+
+@both_kinds
+def test_protocol_end_removes_hand_added_rows_and_formulas_too(workspace: Workspace) -> None:
+    """A workbook a push would refuse (a hand-added row, a formula) is still emptied: after
+    the protocol's end nothing may remain, whoever put it there."""
+    push_on(workspace, date(2025, 3, 1), [person(n, 0) for n in range(1, 4)])
+
+    def slips(book):  # type: ignore[no-untyped-def]
+        sheet = book["Inburgeraars"]
+        sheet.append(["", "Handx", "Toegevoegdx", "Straatx 1"])
+        sheet.cell(2, 8).value = "=CONCAT(B2,C2)"
+
+    workspace.edit_workbook(SPL, slips)
+    workspace.protocol[SPL] = {"start": "2024-01-01", "end": "2025-06-30"}
+    with on(date(2025, 6, 30)):  # still running: the slips stop the purge
+        assert workspace.cli("purge", "--site", SPL).exit_code == 5
+    with on(date(2025, 7, 1)):
+        result = workspace.cli("--json", "purge", "--site", SPL)
+    assert result.exit_code == 0, result.output
+    assert site_doc(result, SPL)["counts"]["protocol_ended"] == 4
     assert workspace.rows(SPL) == []
 
 
@@ -237,8 +272,9 @@ def stored_versions(emulator: RunningEmulator, site: str) -> list[bytes]:
 
 def names_in(content: bytes) -> set[str]:
     book = openpyxl.load_workbook(io.BytesIO(content))
-    return {str(row[1]) for row in book["Inburgeraars"].iter_rows(min_row=2, values_only=True)
-            if row[1]}
+    return {
+        str(row[1]) for row in book["Inburgeraars"].iter_rows(min_row=2, values_only=True) if row[1]
+    }
 
 
 @emulator_only

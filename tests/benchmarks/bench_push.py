@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from agii_sync.cli import app
 from agii_sync.config import load_config
-from agii_sync.demo_data import write_synthetic_export
+from agii_sync.demo_data import write_export, write_synthetic_export
 
 CONFIG = """\
 [agii]
@@ -36,6 +36,15 @@ site = "file:sites/mechelen"
 protocol_start = 2024-01-01
 protocol_end = 2099-12-31
 """
+
+
+def _night(rows: list[dict], night: int) -> list[dict]:
+    """A nightly export: 1 % of the people changed, a few gone, a few new."""
+    changed = [dict(r) for r in rows]
+    for r in changed[night::100]:
+        r["straat"] = f"{r['straat']} {night}"
+    new = [dict(r, dossiernummer=f"N{night}{i:06d}") for i, r in enumerate(rows[:20])]
+    return changed[: -10 * night] + new
 
 
 def timed(action) -> float:  # type: ignore[no-untyped-def]
@@ -55,12 +64,12 @@ def main() -> int:
         config_path = root / "agii-sync.toml"
         config_path.write_text(CONFIG, encoding="utf-8")
         config = load_config(config_path)
-        exports = []
-        for i in range(args.repeat + 1):
-            path = root / f"export{i}.csv"
-            write_synthetic_export(path, config.municipalities, args.people, seed=1 + (i > 0) * i,
-                                   extra_columns=False)
-            exports.append(path)
+        rows = write_synthetic_export(root / "export0.csv", config.municipalities, args.people,
+                                      seed=1, extra_columns=False)
+        exports = [root / "export0.csv"]
+        for i in range(1, args.repeat + 1):
+            exports.append(root / f"export{i}.csv")
+            write_export(exports[-1], _night(rows, i))
         runner = CliRunner()
         workbook = root / "sites/mechelen/Gedeelde documenten/Participatietraject/inburgeraars.xlsx"
 
@@ -69,16 +78,17 @@ def main() -> int:
             assert result.exit_code in (0, 1), result.output
 
         first = timed(lambda: push(exports[0]))
-        rows = openpyxl.load_workbook(workbook, read_only=True)["Inburgeraars"].max_row - 1
+        shared = openpyxl.load_workbook(workbook, read_only=True)["Inburgeraars"].max_row - 1
         pushes, baselines, noops = [], [], []
         for export in exports[1:]:
             pushes.append(timed(lambda e=export: push(e)))
             noops.append(timed(lambda e=export: push(e)))
             content = workbook.read_bytes()
             baselines.append(timed(lambda c=content: openpyxl.load_workbook(io.BytesIO(c)).save(io.BytesIO())))
+    shared = len(pushes) and shared
     push_s, base_s, noop_s = (statistics.median(x) for x in (pushes, baselines, noops))
     print(f"people in export          {args.people:>8}")
-    print(f"rows in workbook          {rows:>8}")
+    print(f"rows in workbook          {shared:>8}")
     print(f"first push (create)       {first:8.2f} s")
     print(f"push with changes         {push_s:8.2f} s  (median of {args.repeat})")
     print(f"push, nothing changed     {noop_s:8.2f} s")

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from xml.etree.ElementTree import ParseError
 
 import openpyxl
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.workbook import Workbook
@@ -29,6 +30,7 @@ from .toelichting import TOELICHTING_SHEET, write_toelichting
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_FORMAT = "DD/MM/YYYY"
 STATUS_INDEX = COLUMNS.index(STATUS_COLUMN)
+DATE_COLUMN = COLUMNS.index("Bewaren tot") + 1
 WIDTHS = (13, 18, 16, 30, 9, 18, 18, 28, 20, 10, 14, 40, 12, 24)
 FIELDS = tuple(SharedRow.model_fields)
 
@@ -74,6 +76,7 @@ def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
         )
     sheet = book[sheet_name]
     _check_header(sheet)
+    _refuse_cells_beyond_header(sheet)
     return LoadedWorkbook(book, sheet_name, list(_read_rows(sheet)))
 
 
@@ -107,6 +110,19 @@ def _check_header(sheet: Worksheet) -> None:
         "no other columns may be added",
         hint="remove the extra column(s)",
     )
+
+
+def _refuse_cells_beyond_header(sheet: Worksheet) -> None:
+    if sheet.max_column <= len(COLUMNS):
+        return
+    for row in sheet.iter_rows(min_col=len(COLUMNS) + 1):
+        for cell in row:
+            if cell.value is not None and cell.value != "":
+                raise LayoutError(
+                    f"cell {cell.coordinate} is outside the columns of the protocol; "
+                    "no other columns may be added",
+                    hint="move that information elsewhere and empty the column",
+                )
 
 
 def _read_rows(sheet: Worksheet) -> Iterable[SheetRow]:
@@ -149,14 +165,16 @@ def _date(value: object) -> date | str | None:
 
 
 def write_rows(book: Workbook, sheet_name: str, rows: Iterable[SharedRow]) -> None:
-    """Replace the data sheet with the template holding ``rows``, in place, keeping its
-    position among the sheets. Other sheets are not touched."""
-    index = book.sheetnames.index(sheet_name) if sheet_name in book.sheetnames else 0
-    if sheet_name in book.sheetnames:
-        book.remove(book[sheet_name])
-    sheet = book.create_sheet(sheet_name, index)
-    book.active = index
+    """Make the data sheet hold exactly ``rows`` under the template's header, protection and
+    drop-down. Cells are rewritten only where their value differs, so an unchanged row costs
+    a comparison. Other sheets are not touched."""
+    if sheet_name not in book.sheetnames:
+        book.create_sheet(sheet_name, 0)
+    sheet = book[sheet_name]
+    book.active = book.sheetnames.index(sheet_name)
     count = _fill(sheet, rows)
+    if sheet.max_row > count + 1:
+        sheet.delete_rows(count + 2, sheet.max_row - count - 1)
     _format(sheet, count)
     if TOELICHTING_SHEET not in book.sheetnames:
         write_toelichting(book.create_sheet(TOELICHTING_SHEET))
@@ -166,17 +184,38 @@ def _fill(sheet: Worksheet, rows: Iterable[SharedRow]) -> int:
     for column, title in enumerate(COLUMNS, start=1):
         sheet.cell(row=1, column=column, value=title)
     unlocked = Protection(locked=False)
-    date_column = COLUMNS.index("Bewaren tot") + 1
     last = 1
     for last, row in enumerate(rows, start=2):  # noqa: B007 - last is used after the loop
-        for column, value in enumerate(row.cells(), start=1):
-            cell = sheet.cell(row=last, column=column, value=value)
-            if isinstance(value, str) and is_formula_like(value):
-                cell.data_type = "s"  # stored as text, never as a formula
-        if isinstance(row.bewaren_tot, date):
-            sheet.cell(row=last, column=date_column).number_format = DATE_FORMAT
-        sheet.cell(row=last, column=STATUS_INDEX + 1).protection = unlocked
+        if _write_row(sheet, last, row.cells()):
+            if isinstance(row.bewaren_tot, date):
+                sheet.cell(row=last, column=DATE_COLUMN).number_format = DATE_FORMAT
+            sheet.cell(row=last, column=STATUS_INDEX + 1).protection = unlocked
     return last - 1
+
+
+def _write_row(sheet: Worksheet, row_number: int, values: tuple[object, ...]) -> bool:
+    changed = False
+    for column, value in enumerate(values, start=1):
+        cell = sheet.cell(row=row_number, column=column)
+        if _holds(cell, value):
+            continue
+        cell.value = value
+        if isinstance(value, str) and is_formula_like(value):
+            cell.data_type = "s"  # stored as text, never as a formula
+        changed = True
+    return changed
+
+
+def _holds(cell: Cell, value: object) -> bool:
+    """Whether the cell already shows ``value`` as the template would write it."""
+    current = cell.value
+    if cell.data_type == "f":
+        return False
+    if value is None or value == "":
+        return current is None or current == ""
+    if isinstance(current, datetime) and type(value) is date:
+        return current.date() == value
+    return type(current) is type(value) and current == value
 
 
 def _format(sheet: Worksheet, count: int) -> None:
@@ -195,6 +234,7 @@ def _format(sheet: Worksheet, count: int) -> None:
     last = count + 1
     sheet.freeze_panes = "B2"
     sheet.auto_filter.ref = f"A1:{status_letter}{max(last, 2)}"
+    sheet.data_validations.dataValidation = []
     sheet.data_validations.append(_status_validation(f"{status_letter}2:{status_letter}1048576"))
     sheet.protection.sheet = True
     sheet.protection.autoFilter = False  # False = allowed while protected

@@ -16,6 +16,9 @@ What is and is not verified against SharePoint Online (see sharepoint-rest.md):
   on that one file). That path is unverified against SharePoint Online.
 - Folders are created level by level with ``Folders/Add`` below the deepest existing one, so
   an existing document library is never re-created.
+- Retries are per HTTP request, inside one time budget per Site method call. The form-digest
+  request (``contextinfo``) is retried first by the library itself (it honours whole-second
+  ``Retry-After`` values, up to five tries) before our loop sees it.
 """
 
 from __future__ import annotations
