@@ -25,10 +25,16 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     ("mutation", "fragment"),
     [
-        (lambda text: text.replace('nis = "23077"', 'nis = "2307"'), "municipality[id=sint-pieters-leeuw].nis"),
-        (lambda text: text + '\n[auth]\ntenant = "t"\nclient_id = "c"\nclient_secret = "s"\n', "client_secret"),
+        (
+            lambda text: text.replace('nis = "23077"', 'nis = "2307"'),
+            "municipality[id=sint-pieters-leeuw].nis",
+        ),
+        (
+            lambda text: text + '\n[auth]\ntenant = "t"\nclient_id = "c"\nclient_secret = "s"\n',
+            "client_secret",
+        ),
         (lambda text: text.replace("file:sites/genk", "http://example.org/sites/genk"), "loopback"),
-        (lambda text: text.replace("[agii]", "[agii]\nmax_delete = \"lots\""), "max_delete"),
+        (lambda text: text.replace("[agii]", '[agii]\nmax_delete = "lots"'), "max_delete"),
         (lambda text: text.replace("[agii]", "[agii]\nunknown_key = 1"), "unknown_key"),
         (lambda text: text + "\n[[municipality", "not valid TOML"),
     ],
@@ -43,7 +49,9 @@ def test_config_errors_exit_2_with_file_and_key(workspace: Workspace, mutation, 
     assert "Traceback" not in result.output
 
 
-def test_missing_config_names_the_ways_to_give_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_config_names_the_ways_to_give_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AGII_SYNC_CONFIG", raising=False)
     result = runner.invoke(app, ["check"])
@@ -51,7 +59,9 @@ def test_missing_config_names_the_ways_to_give_one(tmp_path: Path, monkeypatch: 
     assert "AGII_SYNC_CONFIG" in result.output
 
 
-def test_missing_rowkey_secret_names_variable_and_login(workspace: Workspace, monkeypatch, memory_keyring) -> None:  # type: ignore[no-untyped-def]
+def test_missing_rowkey_secret_names_variable_and_login(
+    workspace: Workspace, monkeypatch, memory_keyring
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("AGII_SYNC_ROWKEY_SECRET")
     result = workspace.cli("push", str(workspace.export([person(1, 0)])))
     assert result.exit_code == 2
@@ -69,18 +79,24 @@ def test_unknown_site_is_a_usage_error(workspace: Workspace) -> None:
         (b"", "empty"),
         (b"\x00\x01\x02binary\x00", "not a CSV or XLSX"),
         (b"PK\x03\x04garbage", "not a readable XLSX"),
-        ("dossiernummer;nis_code;naam;vornaam\n".encode(), "did you mean"),
+        (b"dossiernummer;nis_code;naam;vornaam\n", "did you mean"),
     ],
     ids=["empty", "binary", "broken-zip", "misspelled-header"],
 )
-def test_unreadable_export_is_one_line_and_exit_1(workspace: Workspace, content: bytes, fragment: str) -> None:
+def test_unreadable_export_is_one_line_and_exit_1(
+    workspace: Workspace, content: bytes, fragment: str
+) -> None:
     path = workspace.root / "export.csv"
     path.write_bytes(content)
     for command in (["validate", str(path)], ["push", str(path)]):
         result = workspace.cli(*command)
         assert result.exit_code == 1, result.output
         assert fragment in result.output and "Traceback" not in result.output
-    assert not list((workspace.root / "sites").rglob("*.xlsx")) if (workspace.root / "sites").exists() else True
+    assert (
+        not list((workspace.root / "sites").rglob("*.xlsx"))
+        if (workspace.root / "sites").exists()
+        else True
+    )
 
 
 def test_validate_reports_rows_without_values_and_writes_nothing(workspace: Workspace) -> None:
@@ -95,8 +111,13 @@ def test_validate_reports_rows_without_values_and_writes_nothing(workspace: Work
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     codes = {(p["line"], p["code"]) for p in doc["problems"]}
-    assert {(3, "geen_with_others"), (4, "unknown_language"), (2, "duplicate_dossier"),
-            (5, "duplicate_dossier"), (6, "formula_like_text")} <= codes
+    assert {
+        (3, "geen_with_others"),
+        (4, "unknown_language"),
+        (2, "duplicate_dossier"),
+        (5, "duplicate_dossier"),
+        (6, "formula_like_text"),
+    } <= codes
     for value in ("Naamx0002q", "Elfentaal", "A7000001", "HYPERLINK"):
         assert value not in result.stdout
     assert not (workspace.root / "sites").exists()
@@ -130,7 +151,13 @@ def test_demo_runs_the_whole_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     result = runner.invoke(app, ["--json", "demo", "--keep", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert [s["step"] for s in doc["steps"]] == ["init", "push", "status-update", "pull-status", "purge"]
+    assert [s["step"] for s in doc["steps"]] == [
+        "init",
+        "push",
+        "status-update",
+        "pull-status",
+        "purge",
+    ]
     purge = {s["site"]: s for s in doc["steps"][-1]["sites"]}
     assert purge["genk"]["counts"]["protocol_ended"] > 0
     assert purge["genk"]["versions_deleted"] > 0

@@ -40,14 +40,35 @@ def test_push_routes_each_person_to_their_municipality(workspace: Workspace) -> 
 
 def test_shared_row_holds_the_contract_columns(workspace: Workspace) -> None:
     export = workspace.export(
-        [person(1, 0, bus="3", contacttaal="Arabisch", interesses="buddy|6",
-                niveau_nederlands="B1/2", attest_datum="15/01/2099", telefoon="0032470123456")]
+        [
+            person(
+                1,
+                0,
+                bus="3",
+                contacttaal="Arabisch",
+                interesses="buddy|6",
+                niveau_nederlands="B1/2",
+                attest_datum="15/01/2099",
+                telefoon="0032470123456",
+            )
+        ]
     )
     assert workspace.cli("push", str(export)).exit_code == 0
     (row,) = workspace.rows(SPL)
     assert list(row) == [
-        "Rij-ID", "Naam", "Voornaam", "Adres", "Postcode", "Gemeente", "Telefoon", "E-mail",
-        "Contacttaal", "Niveau Nederlands", "Status MO", "Interesses en noden", "Bewaren tot",
+        "Rij-ID",
+        "Naam",
+        "Voornaam",
+        "Adres",
+        "Postcode",
+        "Gemeente",
+        "Telefoon",
+        "E-mail",
+        "Contacttaal",
+        "Niveau Nederlands",
+        "Status MO",
+        "Interesses en noden",
+        "Bewaren tot",
         "Status activiteit",
     ]
     assert row["Adres"] == "Straatx0001laan 2 bus 3"
@@ -88,9 +109,13 @@ def test_person_absent_from_new_export_is_removed_as_moved_away(workspace: Works
 
 
 def test_person_who_moved_leaves_the_old_site_and_reaches_the_new_one(workspace: Workspace) -> None:
-    workspace.cli("push", str(workspace.export([person(1, 0), person(2, 0), person(3, 0), person(4, 0)])))
+    workspace.cli(
+        "push", str(workspace.export([person(1, 0), person(2, 0), person(3, 0), person(4, 0)]))
+    )
     moved = person(1, 1)  # same dossier, now living in Mechelen
-    result = workspace.cli("push", str(workspace.export([moved, person(2, 0), person(3, 0), person(4, 0)])))
+    result = workspace.cli(
+        "push", str(workspace.export([moved, person(2, 0), person(3, 0), person(4, 0)]))
+    )
     assert result.exit_code == 0, result.output
     assert "Naamx0001q" not in [r["Naam"] for r in workspace.rows(SPL)]
     assert [r["Naam"] for r in workspace.rows(MECHELEN)] == ["Naamx0001q"]
@@ -118,12 +143,16 @@ def test_status_of_a_rejected_row_is_kept(workspace: Workspace) -> None:
     people[0]["telefoon"] = "12"  # invalid now: the row is rejected, the person still shared
     result = workspace.cli("push", str(workspace.export(people)))
     assert result.exit_code == 1
-    assert {r["Rij-ID"]: r["Status activiteit"] for r in workspace.rows(SPL)}[target] == "Gecontacteerd"
+    assert {r["Rij-ID"]: r["Status activiteit"] for r in workspace.rows(SPL)}[
+        target
+    ] == "Gecontacteerd"
 
 
 def test_foreign_postcode_reaches_no_workbook(workspace: Workspace) -> None:
     stray = person(5, 0, postcode="2800")  # NIS of Sint-Pieters-Leeuw, postcode of Mechelen
-    result = workspace.cli("--json", "push", str(workspace.export([person(1, 0), stray, person(2, 1)])))
+    result = workspace.cli(
+        "--json", "push", str(workspace.export([person(1, 0), stray, person(2, 1)]))
+    )
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert [(p["line"], p["code"]) for p in doc["export"]["problems"]] == [(3, "postcode_mismatch")]
@@ -138,7 +167,9 @@ def test_columns_outside_the_contract_never_reach_a_workbook(workspace: Workspac
     result = workspace.cli("--json", "push", str(workspace.export([row])))
     assert result.exit_code == 0
     assert json.loads(result.stdout)["export"]["unknown_columns"] == [
-        "rijksregisternummer", "opmerking_intern"]
+        "rijksregisternummer",
+        "opmerking_intern",
+    ]
     content = workspace.workbook_bytes(SPL)
     text = json.dumps(workspace.rows(SPL), default=str)
     assert "85073003328" not in text and "Geheimx" not in text
@@ -164,8 +195,12 @@ def test_max_delete_stops_a_push_that_removes_too_much(workspace: Workspace) -> 
     assert result.exit_code == 5
     assert "max_delete" in result.output
     assert workspace.site(SPL).read() == before
-    assert workspace.cli("push", str(workspace.export(people[:4])), "--site", SPL,
-                         "--max-delete", "4").exit_code == 0
+    assert (
+        workspace.cli(
+            "push", str(workspace.export(people[:4])), "--site", SPL, "--max-delete", "4"
+        ).exit_code
+        == 0
+    )
     assert len(workspace.rows(SPL)) == 4
 
 
@@ -236,7 +271,9 @@ def test_other_sheets_are_left_exactly_as_they_are(workspace: Workspace) -> None
     book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
     assert book.sheetnames == ["Inburgeraars", "Toelichting", "Notities gemeente"]
     assert (book["Notities gemeente"]["A1"].value, book["Notities gemeente"]["B2"].value) == (
-        "eigen planning", 42)
+        "eigen planning",
+        42,
+    )
 
 
 @pytest.mark.parametrize(
@@ -249,11 +286,15 @@ def test_other_sheets_are_left_exactly_as_they_are(workspace: Workspace) -> None
     ],
     ids=["renamed-header", "hand-added-row", "formula", "extra-column"],
 )
-def test_unexpected_layout_stops_push_and_leaves_the_workbook(workspace: Workspace, edit, code) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_layout_stops_push_and_leaves_the_workbook(
+    workspace: Workspace, edit, code
+) -> None:  # type: ignore[no-untyped-def]
     workspace.cli("push", str(workspace.export([person(1, 0)])))
     workspace.edit_workbook(SPL, edit)
     before = workspace.site(SPL).read()
-    result = workspace.cli("push", str(workspace.export([person(1, 0), person(2, 0)])), "--site", SPL)
+    result = workspace.cli(
+        "push", str(workspace.export([person(1, 0), person(2, 0)])), "--site", SPL
+    )
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     assert workspace.site(SPL).read() == before

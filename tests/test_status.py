@@ -57,11 +57,14 @@ def test_only_the_targeted_status_cells_change(workspace: Workspace, pushed: lis
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert changed == {("Inburgeraars", "N4")}
     assert after[("Inburgeraars", "N4")] == "Gecontacteerd"
-    assert [line["rows"] for line in workspace.audit_lines() if line["command"] == "status-update"] == [
-        [{"row_id": pushed[2], "reason": "status_set"}]]
+    assert [
+        line["rows"] for line in workspace.audit_lines() if line["command"] == "status-update"
+    ] == [[{"row_id": pushed[2], "reason": "status_set"}]]
 
 
-def test_from_file_sets_many_and_dry_run_shows_old_to_new(workspace: Workspace, pushed: list[str]) -> None:
+def test_from_file_sets_many_and_dry_run_shows_old_to_new(
+    workspace: Workspace, pushed: list[str]
+) -> None:
     updates = workspace.root / "updates.csv"
     updates.write_text(
         f"Rij-ID;Status activiteit\n{pushed[0]};Activiteit gestart\n{pushed[3]};NIET BEREIKBAAR\n",
@@ -90,7 +93,8 @@ def test_an_invalid_line_leaves_the_workbook_byte_identical(
 ) -> None:
     updates = workspace.root / "updates.csv"
     updates.write_text(
-        f"Rij-ID,Status activiteit\n{pushed[0]},Gecontacteerd\n{line.format(id=pushed[0]).replace(';', ',')}\n",
+        "Rij-ID,Status activiteit\n"
+        f"{pushed[0]},Gecontacteerd\n{line.format(id=pushed[0]).replace(';', ',')}\n",
         encoding="utf-8",
     )
     before = workspace.site(SPL).read()
@@ -110,8 +114,9 @@ def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> 
 
 def test_status_from_update_survives_the_next_push(workspace: Workspace, pushed: list[str]) -> None:
     workspace.cli("status-update", "--site", SPL, pushed[1], "Toegeleid naar activiteit")
-    export = workspace.export([person(n, 0, attest_datum="2099-01-31", email=f"nieuw{n}@x.be")
-                               for n in range(1, 6)])
+    export = workspace.export(
+        [person(n, 0, attest_datum="2099-01-31", email=f"nieuw{n}@x.be") for n in range(1, 6)]
+    )
     assert workspace.cli("push", str(export)).exit_code == 0
     statuses = {r["Rij-ID"]: r["Status activiteit"] for r in workspace.rows(SPL)}
     assert statuses[pushed[1]] == "Toegeleid naar activiteit"
@@ -162,7 +167,9 @@ def racing_update(workspace: Workspace, mine: tuple[str, str], theirs: tuple[str
     return status_update(run, m, [StatusEdit(None, *mine)])
 
 
-def test_two_concurrent_updates_on_different_rows_both_land(workspace: Workspace, pushed: list[str]) -> None:
+def test_two_concurrent_updates_on_different_rows_both_land(
+    workspace: Workspace, pushed: list[str]
+) -> None:
     outcome = racing_update(workspace, (pushed[0], "Gecontacteerd"), (pushed[1], "Geen interesse"))
     assert outcome.written and outcome.attempts == 2 and outcome.error is None
     statuses = [r["Status activiteit"] for r in workspace.rows(SPL)]
@@ -177,15 +184,19 @@ def test_a_conflicting_update_is_reported_not_lost(workspace: Workspace, pushed:
 
 
 def test_list_filters_people(workspace: Workspace) -> None:
-    export = workspace.export([
-        person(1, 0, interesses="buddy", niveau_nederlands="A1"),
-        person(2, 0, interesses="6;8", niveau_nederlands="B2"),
-        person(3, 0, interesses="geen", niveau_nederlands=""),
-    ])
+    export = workspace.export(
+        [
+            person(1, 0, interesses="buddy", niveau_nederlands="A1"),
+            person(2, 0, interesses="6;8", niveau_nederlands="B2"),
+            person(3, 0, interesses="geen", niveau_nederlands=""),
+        ]
+    )
     workspace.cli("push", str(export))
     ids = [r["Rij-ID"] for r in workspace.rows(SPL)]
     workspace.cli("status-update", "--site", SPL, ids[1], "Gecontacteerd")
-    result = workspace.cli("list", "--site", SPL, "--interest", "8", "--interest", "buddy", "--format", "json")
+    result = workspace.cli(
+        "list", "--site", SPL, "--interest", "8", "--interest", "buddy", "--format", "json"
+    )
     assert [p["Naam"] for p in json.loads(result.stdout)["people"]] == ["Naamx0001q", "Naamx0002q"]
     result = workspace.cli("list", "--site", SPL, "--min-dutch", "a2", "--format", "csv")
     assert [r["Naam"] for r in csv.DictReader(io.StringIO(result.stdout))] == ["Naamx0002q"]
@@ -221,14 +232,16 @@ def test_pull_status_brings_statuses_back_by_dossier(workspace: Workspace) -> No
 def test_rows_without_export_match_are_counted(workspace: Workspace) -> None:
     workspace.cli("push", str(workspace.export([person(1, 0), person(2, 0), person(3, 0)])))
     partial = workspace.export([person(1, 0)], name="partial.csv")
-    result = workspace.cli("--json", "pull-status", str(partial), "--out", str(workspace.root / "o.csv"),
-                           "--site", SPL)
+    result = workspace.cli(
+        "--json", "pull-status", str(partial), "--out", str(workspace.root / "o.csv"), "--site", SPL
+    )
     (site,) = json.loads(result.stdout)["sites"]
     assert (site["pulled"], site["unmatched"]) == (1, 2)
 
 
-def test_a_workbook_resaved_by_libreoffice_still_updates(workspace: Workspace, pushed: list[str],
-                                                         tmp_path: Path) -> None:
+def test_a_workbook_resaved_by_libreoffice_still_updates(
+    workspace: Workspace, pushed: list[str], tmp_path: Path
+) -> None:
     if shutil.which("soffice") is None:
         if os.environ.get("AGII_REQUIRE_LIBREOFFICE"):
             pytest.fail("LibreOffice (soffice) is required here but not installed")
@@ -238,9 +251,19 @@ def test_a_workbook_resaved_by_libreoffice_still_updates(workspace: Workspace, p
     original.write_bytes(workspace.workbook_bytes(SPL))
     outdir = tmp_path / "lo" / "out"
     subprocess.run(
-        ["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
-         "--convert-to", "xlsx", "--outdir", str(outdir), str(original)],
-        check=True, capture_output=True, timeout=180,
+        [
+            "soffice",
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+            str(outdir),
+            str(original),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     site = workspace.site(SPL)
     site.write((outdir / "inburgeraars.xlsx").read_bytes(), site.read().etag)

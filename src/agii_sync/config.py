@@ -293,7 +293,9 @@ def _describe(exc: ValidationError, raw: dict) -> str:
         if loc[:1] == ["municipality"] and len(loc) > 1 and isinstance(loc[1], int):
             items = raw.get("municipality") or []
             if loc[1] < len(items) and isinstance(items[loc[1]], dict) and "id" in items[loc[1]]:
-                key = key.replace(f"municipality[{loc[1]}]", f"municipality[id={items[loc[1]]['id']}]")
+                key = key.replace(
+                    f"municipality[{loc[1]}]", f"municipality[id={items[loc[1]]['id']}]"
+                )
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{key or '(top level)'}: {message}")
     return "; ".join(lines)

@@ -95,8 +95,14 @@ class Run:
             outcome = SiteOutcome(municipality.id).fail(error)
         log.info(
             "site.done",
-            extra={"fields": {"command": self.command, "site": municipality.id,
-                              "exit_code": int(outcome.exit_code), "written": outcome.written}},
+            extra={
+                "fields": {
+                    "command": self.command,
+                    "site": municipality.id,
+                    "exit_code": int(outcome.exit_code),
+                    "written": outcome.written,
+                }
+            },
         )
         self._audit(outcome)
         return outcome
@@ -158,8 +164,9 @@ class Run:
             try:
                 outcome.etag_after = site.write(content, snapshot.etag)
             except EtagConflict:
-                log.info("site.conflict", extra={"fields": {"site": municipality.id,
-                                                            "attempt": attempt}})
+                log.info(
+                    "site.conflict", extra={"fields": {"site": municipality.id, "attempt": attempt}}
+                )
                 continue
             outcome.written = True
             outcome.created = loaded is None

@@ -22,7 +22,6 @@ from rich.text import Text
 
 from .errors import AgiiError, UsageError
 
-
 PIPE_WIDTH = 160
 
 
@@ -106,6 +105,4 @@ class Output:
 
 
 def style_for_code(code: int) -> str:
-    return {0: "green", 1: "yellow", 2: "red", 3: "magenta", 4: "red", 5: "red bold"}.get(
-        code, ""
-    )
+    return {0: "green", 1: "yellow", 2: "red", 3: "magenta", 4: "red", 5: "red bold"}.get(code, "")

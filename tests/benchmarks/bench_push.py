@@ -64,8 +64,9 @@ def main() -> int:
         config_path = root / "agii-sync.toml"
         config_path.write_text(CONFIG, encoding="utf-8")
         config = load_config(config_path)
-        rows = write_synthetic_export(root / "export0.csv", config.municipalities, args.people,
-                                      seed=1, extra_columns=False)
+        rows = write_synthetic_export(
+            root / "export0.csv", config.municipalities, args.people, seed=1, extra_columns=False
+        )
         exports = [root / "export0.csv"]
         for i in range(1, args.repeat + 1):
             exports.append(root / f"export{i}.csv")
@@ -84,7 +85,9 @@ def main() -> int:
             pushes.append(timed(lambda e=export: push(e)))
             noops.append(timed(lambda e=export: push(e)))
             content = workbook.read_bytes()
-            baselines.append(timed(lambda c=content: openpyxl.load_workbook(io.BytesIO(c)).save(io.BytesIO())))
+            baselines.append(
+                timed(lambda c=content: openpyxl.load_workbook(io.BytesIO(c)).save(io.BytesIO()))
+            )
     shared = len(pushes) and shared
     push_s, base_s, noop_s = (statistics.median(x) for x in (pushes, baselines, noops))
     print(f"people in export          {args.people:>8}")

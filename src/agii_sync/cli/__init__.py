@@ -114,12 +114,12 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
     try:
         code = work(state)
     except AgiiError as error:
-        log.error("run.failed", extra={"fields": {"error": type(error).__name__,
-                                                  "exit_code": int(error.exit_code)}})
+        log.error(
+            "run.failed",
+            extra={"fields": {"error": type(error).__name__, "exit_code": int(error.exit_code)}},
+        )
         if state.json_mode:
-            state.output.document(
-                {"exit_code": int(error.exit_code), "error": _error_doc(error)}
-            )
+            state.output.document({"exit_code": int(error.exit_code), "error": _error_doc(error)})
         state.output.error(error)
         raise typer.Exit(int(error.exit_code)) from None
     except KeyboardInterrupt:

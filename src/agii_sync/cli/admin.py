@@ -40,9 +40,14 @@ def audit_verify(ctx: typer.Context, log: LogOption = None) -> None:
         code = ExitCode.OK if result.ok else ExitCode.DATA
         if state.json_mode:
             state.output.document(
-                {"command": "audit verify", "exit_code": int(code), "ok": result.ok,
-                 "lines": result.lines, "first_bad_line": result.first_bad_line,
-                 "reason": result.reason}
+                {
+                    "command": "audit verify",
+                    "exit_code": int(code),
+                    "ok": result.ok,
+                    "lines": result.lines,
+                    "first_bad_line": result.first_bad_line,
+                    "reason": result.reason,
+                }
             )
         elif result.ok:
             state.output.line(f"audit trail intact: {result.lines} lines", style="green")
@@ -176,19 +181,28 @@ def demo(
     def work(state: State) -> ExitCode:
         def show(step):  # type: ignore[no-untyped-def]
             if not state.json_mode:
-                state.output.line(f"== {step.name}" + (f": {step.note}" if step.note else ""),
-                                  style="bold")
+                state.output.line(
+                    f"== {step.name}" + (f": {step.note}" if step.note else ""), style="bold"
+                )
                 render.outcomes(state.output, step.outcomes, show_changes=False)
 
         report = run_demo(keep, state.today(), show)
         if state.json_mode:
-            state.output.document({
-                "command": "demo", "exit_code": int(report.exit_code),
-                "folder": str(report.folder) if report.kept else None,
-                "steps": [{"step": s.name, "note": s.note,
-                           "sites": [render.outcome_doc(o, changes=False) for o in s.outcomes]}
-                          for s in report.steps],
-            })
+            state.output.document(
+                {
+                    "command": "demo",
+                    "exit_code": int(report.exit_code),
+                    "folder": str(report.folder) if report.kept else None,
+                    "steps": [
+                        {
+                            "step": s.name,
+                            "note": s.note,
+                            "sites": [render.outcome_doc(o, changes=False) for o in s.outcomes],
+                        }
+                        for s in report.steps
+                    ],
+                }
+            )
         elif report.kept:
             state.output.info(f"kept in {report.folder} (config: agii-sync.toml)")
         return report.exit_code

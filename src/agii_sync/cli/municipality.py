@@ -16,7 +16,8 @@ from ..formats.status_file import read_status_file
 from ..runlock import run_lock
 from ..runs.listing import ListFilter, list_site
 from ..runs.pull import pull_status as run_pull
-from ..runs.status import parse_edits, status_update as run_status_update
+from ..runs.status import parse_edits
+from ..runs.status import status_update as run_status_update
 from . import State, app, execute, render
 from .sync import DryRun, ExportArg, SiteOption, _report_sites
 
@@ -32,9 +33,7 @@ def status_update(
     ] = None,
     from_file: Annotated[
         Path | None,
-        typer.Option(
-            "--from", help="CSV/XLSX with columns 'Rij-ID' and 'Status activiteit'."
-        ),
+        typer.Option("--from", help="CSV/XLSX with columns 'Rij-ID' and 'Status activiteit'."),
     ] = None,
     dry_run: DryRun = False,
 ) -> None:
@@ -83,9 +82,11 @@ def _with_problems(work):  # type: ignore[no-untyped-def]
                 render.problems(state.output, rejected.problems, title="Problems")
             else:
                 state.output.document(
-                    {"exit_code": int(rejected.exit_code),
-                     "error": {"type": "DataRejected", "message": rejected.message},
-                     "problems": [render.problem_doc(p) for p in rejected.problems]}
+                    {
+                        "exit_code": int(rejected.exit_code),
+                        "error": {"type": "DataRejected", "message": rejected.message},
+                        "problems": [render.problem_doc(p) for p in rejected.problems],
+                    }
                 )
                 state.json_mode = False  # the document is out; don't print a second one
                 state.output.json_mode = False
@@ -109,9 +110,7 @@ def list_people(
     min_dutch: Annotated[
         str | None, typer.Option("--min-dutch", help="At least this CEFR level (A1..C2).")
     ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="table, csv or json.")
-    ] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Show the people on a site, filtered, to match them with activities. The read is
     recorded in the audit trail (who, when, how many rows)."""
@@ -142,8 +141,12 @@ def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-unty
     values = [[_cell(v) for v in row.cells()] for row in rows]
     if fmt == "json":
         state.output.document(
-            {"command": "list", "exit_code": 0, "count": len(values),
-             "people": [dict(zip(COLUMNS, v, strict=True)) for v in values]}
+            {
+                "command": "list",
+                "exit_code": 0,
+                "count": len(values),
+                "people": [dict(zip(COLUMNS, v, strict=True)) for v in values],
+            }
         )
     elif fmt == "csv":
         buffer = io.StringIO()
@@ -180,9 +183,13 @@ def pull_status(
         flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)
         code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
         if state.json_mode:
-            _report_sites(state, "pull-status", report.outcomes, show_changes=False,
-                          extra={"out": str(out), "lines": len(report.lines),
-                                 "exit_code": int(code)})
+            _report_sites(
+                state,
+                "pull-status",
+                report.outcomes,
+                show_changes=False,
+                extra={"out": str(out), "lines": len(report.lines), "exit_code": int(code)},
+            )
             return code
         _report_sites(state, "pull-status", report.outcomes, show_changes=False)
         for o in report.outcomes:
@@ -195,4 +202,3 @@ def pull_status(
         return code
 
     execute(ctx, work)
-

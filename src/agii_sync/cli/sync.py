@@ -64,7 +64,7 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
         config = state.config()
         result = read_export(export)
         routing = route(result.records, config.municipalities)
-        problems = sorted([*result.problems, *routing.problems], key=lambda p: (p.line or 0))
+        problems = sorted([*result.problems, *routing.problems], key=lambda p: p.line or 0)
         errors = [p for p in problems if p.severity == "error"]
         code = ExitCode.DATA if errors else ExitCode.OK
         per_site = {m_id: len(rows) for m_id, rows in routing.by_site.items()}
@@ -78,8 +78,12 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
         }
         if state.json_mode:
             state.output.document(
-                {"command": "validate", "exit_code": int(code), **summary,
-                 "problems": [render.problem_doc(p) for p in problems]}
+                {
+                    "command": "validate",
+                    "exit_code": int(code),
+                    **summary,
+                    "problems": [render.problem_doc(p) for p in problems],
+                }
             )
             return code
         _export_summary(state, summary)
@@ -97,7 +101,9 @@ def _export_summary(state: State, summary: dict) -> None:  # type: ignore[type-a
         "not in the config (skipped)"
     )
     if summary["unknown_columns"]:
-        out.line("columns not in the protocol, never copied: " + ", ".join(summary["unknown_columns"]))
+        out.line(
+            "columns not in the protocol, never copied: " + ", ".join(summary["unknown_columns"])
+        )
 
 
 @app.command()

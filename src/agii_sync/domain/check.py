@@ -43,7 +43,9 @@ def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Fi
     for column in item.formula_columns:
         yield Finding(n, column, "formula", "a formula in a managed column")
     if not re.match(ROW_ID_PATTERN, row.rij_id):
-        yield Finding(n, "Rij-ID", "invalid_row_id", "not a row key made by agii-sync (hand-added row?)")
+        yield Finding(
+            n, "Rij-ID", "invalid_row_id", "not a row key made by agii-sync (hand-added row?)"
+        )
     elif counts[row.rij_id] > 1:
         yield Finding(n, "Rij-ID", "duplicate_row_id", "this Rij-ID appears more than once")
     for column, value in (("Naam", row.naam), ("Voornaam", row.voornaam), ("Adres", row.adres)):

@@ -73,7 +73,8 @@ class SheetRow:
 
 FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)
 AGII_FIELDS: tuple[tuple[str, str], ...] = tuple(
-    (name, column) for name, column in zip(FIELD_NAMES, COLUMNS, strict=True)
+    (name, column)
+    for name, column in zip(FIELD_NAMES, COLUMNS, strict=True)
     if column != STATUS_COLUMN
 )
 assert tuple(f.alias for f in SharedRow.model_fields.values()) == COLUMNS

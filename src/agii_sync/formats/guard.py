@@ -19,7 +19,9 @@ def cells_outside_status(before: bytes, after: bytes, data_sheet: str) -> list[s
     header of the data sheet. Empty cells and empty strings count as the same."""
     old, new = _cells(before, data_sheet), _cells(after, data_sheet)
     differing = [key for key in old.keys() | new.keys() if old.get(key) != new.get(key)]
-    return [f"{sheet}!{openpyxl.utils.get_column_letter(c)}{r}" for sheet, r, c in sorted(differing)]
+    return [
+        f"{sheet}!{openpyxl.utils.get_column_letter(c)}{r}" for sheet, r, c in sorted(differing)
+    ]
 
 
 def sheets_of(content: bytes) -> list[str]:

@@ -25,8 +25,11 @@ def read_status_file(path: Path) -> list[tuple[int | None, str, str]]:
     if not rows:
         raise InputError(f"{path}: the file is empty")
     header = [header_key(cell_text(c)) for c in rows[0][1]]
-    missing = [name for key, name in ((ROW_ID, "Rij-ID"), (STATUS, "Status activiteit"))
-               if key not in header]
+    missing = [
+        name
+        for key, name in ((ROW_ID, "Rij-ID"), (STATUS, "Status activiteit"))
+        if key not in header
+    ]
     if missing:
         raise InputError(
             f"{path}: missing column(s) {', '.join(repr(m) for m in missing)}",

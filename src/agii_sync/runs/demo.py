@@ -23,8 +23,8 @@ from ..demo_data import write_synthetic_export
 from ..emulator.server import Emulator
 from ..engine import Run, SiteOutcome, worst
 from ..errors import ExitCode
-from .push import push
 from .pull import pull_status
+from .push import push
 from .status import StatusEdit, status_update
 from .workbooks import init_site, purge_site
 
@@ -76,12 +76,17 @@ def run_demo(keep: Path | None, today: date, on_step: Callable[[Step], None]) ->
         pulled = pull_status(Run(config, "pull-status", today), export, out, None)
         step("pull-status", pulled.outcomes, f"{len(pulled.lines)} line(s) in {out.name}")
         ended = _write_config(
-            folder, emulator.base_url, protocol_end=date(today.year + 2, 12, 31),
+            folder,
+            emulator.base_url,
+            protocol_end=date(today.year + 2, 12, 31),
             ended={"genk": today - timedelta(days=1)},
         )
         run = Run(ended, "purge", today)
-        step("purge", run.for_each_site(ended.municipalities, lambda m: purge_site(run, m)),
-             "the protocol with Genk ended yesterday: its workbook is emptied")
+        step(
+            "purge",
+            run.for_each_site(ended.municipalities, lambda m: purge_site(run, m)),
+            "the protocol with Genk ended yesterday: its workbook is emptied",
+        )
         return report
 
 
@@ -92,7 +97,8 @@ def _status_step(config: Config, today: date, step: Callable[..., None]) -> None
     loaded = run.load(snapshot)
     assert loaded is not None
     statuses = ("Gecontacteerd", "Toegeleid naar activiteit", "Activiteit gestart")
-    edits = [StatusEdit(None, row.rij_id, s) for row, s in zip(loaded.shared_rows, statuses)]
+    rows = loaded.shared_rows[: len(statuses)]
+    edits = [StatusEdit(None, row.rij_id, s) for row, s in zip(rows, statuses, strict=False)]
     outcomes = run.for_each_site([m], lambda mm: status_update(run, mm, edits))
     step("status-update", outcomes, f"{len(edits)} status(es) set by {m.name}")
 
@@ -101,17 +107,30 @@ def _write_config(
     folder: Path, base_url: str, *, protocol_end: date, ended: dict[str, date] | None = None
 ) -> Config:
     ended = ended or {}
-    lines = ["[agii]", 'audit_log = "var/audit.jsonl"', "retention_months = 6", "",
-             "[workbook]", 'path = "Gedeelde documenten/Participatietraject/inburgeraars.xlsx"',
-             'sheet = "Inburgeraars"']
+    lines = [
+        "[agii]",
+        'audit_log = "var/audit.jsonl"',
+        "retention_months = 6",
+        "",
+        "[workbook]",
+        'path = "Gedeelde documenten/Participatietraject/inburgeraars.xlsx"',
+        'sheet = "Inburgeraars"',
+    ]
     for site_id, name, nis, postal_codes in DEMO_MUNICIPALITIES:
         end = ended.get(site_id, protocol_end)
         codes = ", ".join(f'"{c}"' for c in postal_codes)
-        lines += ["", "[[municipality]]", f'id = "{site_id}"', f'name = "{name}"',
-                  f'nis = "{nis}"', f"postal_codes = [{codes}]",
-                  f'site = "{base_url}/sites/pnt-{site_id}"',
-                  "protocol_start = 2024-01-01", f"protocol_end = {end.isoformat()}",
-                  f'allowed = ["pnt@{site_id}.be"]']
+        lines += [
+            "",
+            "[[municipality]]",
+            f'id = "{site_id}"',
+            f'name = "{name}"',
+            f'nis = "{nis}"',
+            f"postal_codes = [{codes}]",
+            f'site = "{base_url}/sites/pnt-{site_id}"',
+            "protocol_start = 2024-01-01",
+            f"protocol_end = {end.isoformat()}",
+            f'allowed = ["pnt@{site_id}.be"]',
+        ]
     path = folder / "agii-sync.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(path)

@@ -25,9 +25,7 @@ class ListFilter:
     min_dutch: str | None = None
 
     @classmethod
-    def parse(
-        cls, status: str | None, interests: list[str], min_dutch: str | None
-    ) -> ListFilter:
+    def parse(cls, status: str | None, interests: list[str], min_dutch: str | None) -> ListFilter:
         return cls(
             status=_status(status) if status is not None else None,
             interests=frozenset(_interest(i) for i in interests),

@@ -41,7 +41,9 @@ class LocalFolderSite:
         except FileNotFoundError:
             return Snapshot(None, None)
         except OSError as exc:
-            raise TemporaryFailure(f"cannot read the workbook in {self.url}: {exc.strerror}") from None
+            raise TemporaryFailure(
+                f"cannot read the workbook in {self.url}: {exc.strerror}"
+            ) from None
         return Snapshot(content, content_etag(content))
 
     def write(self, content: bytes, if_match: str | None) -> str:
@@ -70,7 +72,9 @@ class LocalFolderSite:
             raise EtagConflict(f"the workbook in {self.url} changed since it was read")
 
     def _replace(self, content: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
