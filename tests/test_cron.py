@@ -10,6 +10,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,43 @@ def test_no_prompts_no_progress_no_colour_without_a_terminal(
         assert result.exit_code in (0, 1, 5), (args, result.output)
         assert _terminal_noise(result.stdout) == [], args
         assert _terminal_noise(result.stderr) == [], args
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        pytest.param(
+            ("push", "bad.csv"),
+            1,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="push's --json document reports the sites' worst code only, not the "
+                "rejected export rows (exit 1): cli/sync.py push, outside this change",
+            ),
+            id="push-with-a-rejected-row",
+        ),
+        pytest.param(("validate", "bad.csv"), 1, id="validate"),
+        pytest.param(("check",), 1, id="check"),
+        pytest.param(("purge",), 0, id="purge"),
+        pytest.param(("purge", "--site", SPL), 5, id="purge-max-delete"),
+    ],
+)
+def test_json_exit_code_is_the_process_exit_code(
+    workspace: Workspace, args: tuple[str, ...], code: int
+) -> None:
+    """A cron wrapper may read either; they must agree."""
+    people = [person(n, 0) for n in range(1, 5)]
+    assert workspace.cli("push", str(workspace.export(people))).exit_code == 0
+    workspace.export(people + [person(9, 0, email="geen-adres")], "bad.csv")
+    workspace.set_status_by_hand(SPL, workspace.rows(SPL)[0]["Rij-ID"], "gebeld")  # check: 1
+    if "--site" in args:
+        workspace.agii["max_delete"] = 0
+        workspace.edit_workbook(SPL, _expire_first_row)
+    args = tuple(str(workspace.root / a) if a.endswith(".csv") else a for a in args)
+    result = workspace.cli("--json", *args)
+    assert result.exit_code == code, result.output
+    assert json.loads(result.stdout)["exit_code"] == code
+
+
+def _expire_first_row(book) -> None:  # type: ignore[no-untyped-def]
+    book["Inburgeraars"].cell(2, 13).value = datetime(2020, 1, 1)

@@ -302,9 +302,11 @@ def test_purge_deletes_the_versions_that_hold_removed_rows(
     line = next(a for a in audit_of(workspace, "purge", SPL) if a["rows"])
     assert line["counts"]["versions_deleted"] == 3
 
-    with on(date(2025, 7, 16)):  # text output says so too
+    workspace.set_status_by_hand(SPL, ids_by_name(workspace, SPL)["Naamx0002q"], "Gecontacteerd")
+    with on(date(2025, 7, 17)):  # the text output says so too
         again = workspace.cli("purge", "--site", SPL)
     assert again.exit_code == 0
+    assert "1 old version(s) deleted" in again.stdout
 
 
 @emulator_only

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -85,8 +86,8 @@ class Output:
         self.err.print(Text("error: ", style="red bold") + Text(text))
 
     def progress(self, description: str) -> AbstractContextManager[Any]:
-        """A spinner on stderr, only on an interactive terminal."""
-        if self.quiet or not self.err.is_terminal:
+        """A spinner on stderr, only on an interactive terminal and without NO_COLOR."""
+        if self.quiet or not self.err.is_terminal or os.environ.get("NO_COLOR"):
             return nullcontext()
         progress = Progress(
             SpinnerColumn(), TextColumn(description), console=self.err, transient=True

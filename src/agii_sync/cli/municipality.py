@@ -179,7 +179,8 @@ def pull_status(
     def work(state: State) -> ExitCode:
         config = state.config()
         run = Run(config, "pull-status", state.today())
-        report = run_pull(run, export, out, site)
+        with state.output.progress("pull-status"):
+            report = run_pull(run, export, out, site)
         flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)
         code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
         if state.json_mode:

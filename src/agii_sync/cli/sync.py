@@ -133,7 +133,7 @@ def push(
         limit = _limit(max_delete)
         config = state.config()
         run = Run(config, "push", state.today(), dry_run=dry_run)
-        with run_lock(config.lock_file):
+        with run_lock(config.lock_file), state.output.progress("push"):
             report = run_push(run, export, sites=site, max_delete=limit, strict=strict)
         ex = report.export
         summary = {
@@ -195,7 +195,7 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
     def work(state: State) -> ExitCode:
         config = state.config()
         run = Run(config, "purge", state.today(), dry_run=dry_run)
-        with run_lock(config.lock_file):
+        with run_lock(config.lock_file), state.output.progress("purge"):
             outcomes = run.for_each_site(config.select(site), lambda m: purge_site(run, m))
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")

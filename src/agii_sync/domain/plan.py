@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from .codes import ACTIVITY_STATUSES
 from .row import STATUS_COLUMN, SharedRow
 
 Reason = Literal["added", "updated", "moved_away", "retention", "protocol_ended", "status_set"]
+OFF_LIST = "(buiten de lijst)"
 REMOVALS: tuple[Reason, ...] = ("moved_away", "retention", "protocol_ended")
 
 
@@ -127,8 +129,16 @@ def plan_status(current: Iterable[SharedRow], edits: dict[str, str]) -> Plan:
             plan.unchanged += 1
             continue
         plan.rows.append(row.model_copy(update={"status_activiteit": new}))
-        plan.changes.append(Change(row.rij_id, "status_set", old=row.status_activiteit, new=new))
+        plan.changes.append(
+            Change(row.rij_id, "status_set", old=_shown(row.status_activiteit), new=new)
+        )
     return plan
+
+
+def _shown(status: str) -> str:
+    """A status as reports may show it: a hand-typed text outside the list could say anything
+    about a person, so it is never repeated."""
+    return status if status in ACTIVITY_STATUSES or not status else OFF_LIST
 
 
 def changed_columns(old: SharedRow, new: SharedRow) -> tuple[str, ...]:

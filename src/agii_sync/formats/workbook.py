@@ -99,8 +99,9 @@ def _check_header(sheet: Worksheet) -> None:
         got = found[i] if i < len(found) else ""
         if got != expected:
             column = get_column_letter(i + 1)
+            # The cell's own text is not repeated: someone may have typed anything there.
             raise LayoutError(
-                f"header cell {column}1 is {'empty' if not got else repr(got)}, "
+                f"header cell {column}1 is {'empty' if not got else 'changed'}; "
                 f"expected {expected!r}",
                 hint="the header was changed by hand; restore it (see the Toelichting sheet)",
             )

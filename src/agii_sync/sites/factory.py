@@ -28,12 +28,15 @@ class SiteOpener:
         return self._connection(municipality).site(municipality.site, self.config.workbook.path)
 
     def _connection(self, municipality: Municipality) -> Any:
-        from .sharepoint import SharePointConnection
+        from .sharepoint import RetryPolicy, SharePointConnection
 
         key = municipality.kind
         with self._lock:
             if key not in self._connections:
-                self._connections[key] = SharePointConnection(self._token_provider(municipality))
+                self._connections[key] = SharePointConnection(
+                    self._token_provider(municipality),
+                    retry=RetryPolicy.for_lock_wait(self.config.agii.lock_wait_seconds),
+                )
             return self._connections[key]
 
     def _token_provider(self, municipality: Municipality) -> TokenProvider:

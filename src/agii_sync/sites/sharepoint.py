@@ -16,13 +16,19 @@ What is and is not verified against SharePoint Online (see sharepoint-rest.md):
   on that one file). That path is unverified against SharePoint Online.
 - Folders are created level by level with ``Folders/Add`` below the deepest existing one, so
   an existing document library is never re-created.
-- Retries are per HTTP request, inside one time budget per Site method call. The form-digest
-  request (``contextinfo``) is retried first by the library itself (it honours whole-second
-  ``Retry-After`` values, up to five tries) before our loop sees it.
+- Retries are per HTTP request, inside one time budget per Site method call; waiting for a
+  workbook that is open in Excel (423) has its own allowance (``RetryPolicy.for_lock_wait``).
+- One form digest per connection, not one per site: it is fetched once (through our own retry
+  loop, so a fractional ``Retry-After`` is honoured too) and handed to every clone. With the
+  OAuth bearer tokens used here SharePoint Online does not need the digest at all (Microsoft
+  documents it for cookie-authenticated requests); the library insists on sending one. Should a
+  site reject a digest from another site (403, ``-2130575251``), the library fetches that
+  site's own and retries once. Unverified against SharePoint Online.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -58,6 +64,8 @@ from .base import AccessSnapshot, Principal, RoleAssignment, SharingLink, Snapsh
 USER_AGENT = f"NONISV|AgII|agii-sync/{__version__}"
 CHUNK_SIZE = 4 * 1024 * 1024  # above this, uploads go in startUpload/continueUpload chunks
 DIGEST_EXPIRED_HRESULT = "-2130575251"
+DIGEST_REFRESH_MARGIN = 120.0  # seconds: renew the shared digest this long before it expires
+LOCK_POLL_SECONDS = 5.0  # how often a locked workbook is tried again (at least)
 THROTTLE_STATUSES = {429, 503}
 TRANSIENT_STATUSES = {408, 500, 502, 504}
 PRINCIPAL_KINDS = {1: "user", 4: "security_group", 8: "sharepoint_group"}
@@ -75,14 +83,32 @@ def dummy_token() -> dict[str, Any]:
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long to keep trying. ``Retry-After`` is honoured exactly; without it, exponential
-    backoff with full jitter. Never more than ``max_attempts`` tries or ``budget_seconds``."""
+    backoff with full jitter. Never more than ``max_attempts`` tries of one request, nor
+    longer than ``budget_seconds`` per Site method call. A workbook open in Excel (423) is
+    tried ``lock_attempts`` times, ``lock_wait_seconds`` apart; that waiting does not use up
+    the budget."""
 
-    max_attempts: int = 6
+    max_attempts: int = 10
     budget_seconds: float = 60.0
     base_delay: float = 0.5
     max_delay: float = 15.0
     lock_attempts: int = 3  # tries while the workbook is open in Excel (423)
-    lock_wait_seconds: float = 5.0
+    lock_wait_seconds: float = LOCK_POLL_SECONDS  # between those tries
+
+    @classmethod
+    def for_lock_wait(cls, total_seconds: float) -> RetryPolicy:
+        """The default policy, waiting about ``total_seconds`` in all for a workbook that is
+        open in Excel (``[agii] lock_wait_seconds``); 0 gives up at the first 423."""
+        if total_seconds <= 0:
+            return cls(lock_attempts=1)
+        interval = min(total_seconds / 2, max(LOCK_POLL_SECONDS, min(total_seconds / 10, 30.0)))
+        tries = 1 + math.ceil(round(total_seconds / interval, 6))
+        return cls(lock_attempts=tries, lock_wait_seconds=interval)
+
+    @property
+    def lock_patience(self) -> float:
+        """The longest a write waits in all for a locked workbook."""
+        return self.lock_wait_seconds * max(0, self.lock_attempts - 1)
 
     def backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
@@ -118,6 +144,34 @@ class RetryStats:
     def snapshot(self) -> dict[str, float]:
         with self._lock:
             return dict(self._values)
+
+
+class FormDigestCache:
+    """One form digest for every site and thread of a connection (see the module docstring).
+
+    Fetched on first need, single-flight, and renewed a while before it expires."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._renew_at = 0.0
+        self._expires_at = 0.0
+
+    def seed(self, ctx: ClientContext, fetch: Callable[[], tuple[str, float]]) -> None:
+        """Give ``ctx`` the shared digest, calling ``fetch`` for a new one when needed."""
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now >= self._renew_at:
+                value, lifetime = fetch()
+                now = time.monotonic()
+                self._value, self._expires_at = value, now + lifetime
+                self._renew_at = now + lifetime - min(DIGEST_REFRESH_MARGIN, lifetime / 2)
+            value, remaining = self._value, self._expires_at - now
+        request = ctx.pending_request()
+        request.invalidate_digest()  # a fresh ContextWebInformation, valid from now
+        info = request.context_info
+        info.FormDigestValue = value
+        info.FormDigestTimeoutSeconds = int(remaining)
 
 
 class _IdentifiedTransport(BaseTransport):
@@ -192,6 +246,7 @@ class SharePointConnection:
         self.retry = retry or RetryPolicy()
         self.stats = RetryStats()
         self.chunk_size = chunk_size
+        self.digest = FormDigestCache()
         self._root = identify(base_context) if base_context is not None else None
         self._lock = threading.Lock()
 
@@ -204,6 +259,7 @@ class SharePointConnection:
             base_context=self._root_for(site_url),
             stats=self.stats,
             chunk_size=self.chunk_size,
+            digest=self.digest,
         )
 
     def _root_for(self, site_url: str) -> ClientContext:
@@ -222,9 +278,10 @@ class _NotFound(Exception):
     """A 404 for a file or folder: the caller decides what a missing object means."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Call:
-    """One call of a Site method: what it does (for messages) and when its budget runs out."""
+    """One call of a Site method: what it does (for messages) and when its budget runs out
+    (moved on by the time spent waiting for a locked workbook)."""
 
     action: str
     deadline: float
@@ -249,6 +306,7 @@ class SharePointSite:
         base_context: ClientContext | None = None,
         stats: RetryStats | None = None,
         chunk_size: int = CHUNK_SIZE,
+        digest: FormDigestCache | None = None,
     ) -> None:
         self.url = check_site_url(site_url)
         if base_context is None:
@@ -259,6 +317,7 @@ class SharePointSite:
         self.retry = retry or RetryPolicy()
         self.stats = stats or RetryStats()
         self.chunk_size = chunk_size
+        self.digest = digest or FormDigestCache()
         self.site_path = urlsplit(self.url).path.rstrip("/")
         self.workbook_path = workbook_path.strip().strip("/")
         self.file_url = f"{self.site_path}/{self.workbook_path}"
@@ -491,6 +550,7 @@ class SharePointSite:
         self._local.call = _Call(action, time.monotonic() + self.retry.budget_seconds)
         ctx = self._context()
         try:
+            self._ensure_digest(ctx)
             return operation(ctx)
         except _NotFound:
             raise TemporaryFailure(
@@ -500,6 +560,26 @@ class SharePointSite:
         finally:
             if ctx.has_pending_request:  # never carry half a queue into the next call
                 self._local.ctx = None
+
+    def _ensure_digest(self, ctx: ClientContext) -> None:
+        if not ctx.pending_request().context_info.is_valid:
+            self._retrying(ctx, lambda: self.digest.seed(ctx, lambda: self._fetch_digest(ctx)))
+
+    def _fetch_digest(self, ctx: ClientContext) -> tuple[str, float]:
+        """``POST contextinfo`` by hand, so that our retry loop paces it (the library's own
+        digest retry reads only whole-second ``Retry-After`` values)."""
+        request = ctx.pending_request()
+        options = RequestOptions(_api(ctx, "contextinfo"))
+        options.method = HttpMethod.Post
+        for name in ("Accept", "Content-Type"):
+            options.set_header(name, "application/json;odata=verbose")
+        options.set_header("client-request-id", str(uuid.uuid4()))
+        request.authentication_context.authenticate_request(options)
+        response = request.transport.execute(options)
+        if not response.ok:
+            raise ClientRequestException.from_response(response)
+        info = response.json()["d"]["GetContextWebInformation"]
+        return str(info["FormDigestValue"]), float(info.get("FormDigestTimeoutSeconds") or 1800)
 
     def _query(
         self, ctx: ClientContext, build: Callable[[], T], passthrough: set[int] | None = None
@@ -573,8 +653,9 @@ class SharePointSite:
         if status == 423:
             self.stats.add("lock_waits")
             wait = _retry_after(exc) or policy.lock_wait_seconds
-            if lock_tries >= policy.lock_attempts or wait > remaining:
+            if lock_tries >= policy.lock_attempts or wait > policy.lock_patience:
                 raise self._locked() from None
+            call.deadline += wait  # waiting for Excel is not throttling: keep the budget
             return wait
         if status in THROTTLE_STATUSES:
             self.stats.add("throttled")
@@ -695,6 +776,7 @@ def _retry_after(exc: BaseException) -> float | None:
 __all__ = [
     "CHUNK_SIZE",
     "USER_AGENT",
+    "FormDigestCache",
     "RetryPolicy",
     "RetryStats",
     "SharePointConnection",
