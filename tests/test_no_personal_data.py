@@ -147,12 +147,6 @@ def test_a_full_run_leaks_no_personal_data(workspace: Workspace) -> None:
     assert_no_personal_data(texts, rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_status puts the hand-typed old status into Change.old, which status-update "
-    "prints ('old -> new') and --json reports; it should name only code-list values "
-    "(domain/plan.py, outside this change)",
-)
 def test_status_update_does_not_echo_a_hand_typed_status(workspace: Workspace) -> None:
     people = [person(n, 0) for n in range(1, 4)]
     assert workspace.cli("push", str(workspace.export(people))).exit_code == 0
