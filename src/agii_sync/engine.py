@@ -108,8 +108,6 @@ class Run:
         return outcome
 
     def _audit(self, outcome: SiteOutcome) -> None:
-        if self.dry_run and not outcome.etag_before:
-            return
         plan = outcome.plan
         counts: dict[str, int] = dict(plan.counts()) if plan else {}
         if outcome.audited_rows is not None:

@@ -189,7 +189,11 @@ def pull_status(
                 "pull-status",
                 report.outcomes,
                 show_changes=False,
-                extra={"out": str(out), "lines": len(report.lines), "exit_code": int(code)},
+                extra={
+                    "out": str(out) if report.written else None,
+                    "lines": len(report.lines),
+                    "exit_code": int(code),
+                },
             )
             return code
         _report_sites(state, "pull-status", report.outcomes, show_changes=False)
@@ -199,7 +203,10 @@ def pull_status(
             if o.details.get("off_list"):
                 rows = ", ".join(o.details["off_list_rows"])
                 state.output.warn(f"{o.site}: status outside the list (kept verbatim): {rows}")
-        state.output.info(f"wrote {len(report.lines)} line(s) to {out}")
+        if report.written:
+            state.output.info(f"wrote {len(report.lines)} line(s) to {out}")
+        else:
+            state.output.warn(f"{out} not written: a site could not be read; run again")
         return code
 
     execute(ctx, work)

@@ -28,6 +28,7 @@ OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
 class PullReport:
     outcomes: list[SiteOutcome] = field(default_factory=list)
     lines: list[tuple[str, str, str]] = field(default_factory=list)
+    written: bool = False
 
 
 def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> PullReport:
@@ -45,7 +46,9 @@ def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> P
 
     report.outcomes = run.for_each_site(run.config.select(sites), one_site)
     report.lines = sorted(line for lines in found.values() for line in lines)
-    write_csv_atomically(out, report.lines)
+    report.written = not any(o.error for o in report.outcomes)
+    if report.written:  # a file without a failed site's statuses would read as "no status"
+        write_csv_atomically(out, report.lines)
     return report
 
 
