@@ -183,11 +183,6 @@ def test_no_prompts_no_progress_no_colour_without_a_terminal(
         pytest.param(
             ("push", "bad.csv"),
             1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="push's --json document reports the sites' worst code only, not the "
-                "rejected export rows (exit 1): cli/sync.py push, outside this change",
-            ),
             id="push-with-a-rejected-row",
         ),
         pytest.param(("validate", "bad.csv"), 1, id="validate"),

@@ -76,7 +76,7 @@ class AgiiSection(BaseModel):
     retention_months: int = Field(default=6, ge=0, le=120)
     max_delete: DeleteLimit = DeleteLimit(percent=25)
     require_access_check: bool = False
-    workers: int = Field(default=4, ge=1, le=16)  # sites processed at once
+    workers: int = Field(default=8, ge=1, le=16)  # sites processed at once
     # SharePoint: how long a write keeps retrying a workbook open in Excel (423), then exit 3
     lock_wait_seconds: float = Field(default=10.0, ge=0, le=3600)
     lock_file: Path | None = None

@@ -34,7 +34,8 @@ class Output:
         self.out = Console(markup=False, highlight=False, emoji=False, soft_wrap=False)
         if not self.out.is_terminal:
             self.out.width = PIPE_WIDTH  # a log file or pipe: no wrapping at 80 columns
-        self.err = Console(stderr=True, markup=False, highlight=False, emoji=False)
+        # Messages are never wrapped: scripts read stderr line by line.
+        self.err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     # -- results on stdout ---------------------------------------------------------------
 

@@ -107,9 +107,8 @@ class Bench:
         self.emulator = emulator
         self.sites = sites
         self.runner = CliRunner()
-        self.configs = {
-            workers: self._write_config(workers) for workers in (1, None)
-        }  # None: the default worker count
+        self.configs = {workers: self._write_config(workers) for workers in (1, None)}
+        # None: no `workers` key, so the default of [agii] workers
 
     def _write_config(self, workers: int | None) -> Path:
         path = self.root / f"agii-sync-{workers or 'default'}.toml"

@@ -145,6 +145,7 @@ def push(
         }
         if state.json_mode:
             extra = {
+                "exit_code": int(report.exit_code),
                 "dry_run": dry_run,
                 "strict_blocked": report.blocked_by_strict,
                 "export": summary | {"problems": [render.problem_doc(p) for p in ex.problems]},

@@ -1,13 +1,16 @@
 """A ``file:`` site: a local folder that plays the role of the SharePoint site.
 
-The ETag is a hash of the file's bytes. A write takes a lock beside the workbook, checks the
-hash is still the one read, writes a temporary file in the same folder and renames it over the
-workbook, so a reader sees the old or the new file, never half of one. No copies are kept.
+The ETag is a hash of the file's bytes. A write takes a lock (per workbook, on this machine),
+checks the hash is still the one read, writes a temporary file in the same folder and renames
+it over the workbook, so a reader sees the old or the new file, never half of one. No copies are kept: a
+temporary file left by a writer that was killed before its rename (it may hold personal data)
+is removed by the next write, and by ``delete_old_versions`` (purge), under the same lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import tempfile
@@ -20,6 +23,7 @@ from .access_file import read_access_file
 from .base import AccessSnapshot, Snapshot
 
 LOCK_WAIT_SECONDS = 10
+TEMP_SUFFIX = ".tmp"
 
 
 def content_etag(content: bytes) -> str:
@@ -31,9 +35,7 @@ class LocalFolderSite:
         self.folder = folder
         self.path = folder / workbook_path
         self.url = f"file:{folder}"
-        self._lock = FileLock(
-            str(self.path.with_name(f".{self.path.name}.agii-lock")), is_singleton=False
-        )
+        self._lock = FileLock(str(_lock_path(self.path)), is_singleton=False)
 
     def read(self) -> Snapshot:
         try:
@@ -51,6 +53,7 @@ class LocalFolderSite:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
+                self._remove_stale_temp_files()
                 self._check_unchanged(if_match)
                 self._replace(content)
         except Timeout:
@@ -71,9 +74,22 @@ class LocalFolderSite:
         if current != if_match:
             raise EtagConflict(f"the workbook in {self.url} changed since it was read")
 
+    def _temp_prefix(self) -> str:
+        return f".{self.path.name}."
+
+    def _remove_stale_temp_files(self) -> int:
+        """Remove the temporary files of writers that died before their rename. Only the
+        holder of the lock writes one, so under the lock every one found is stale."""
+        removed = 0
+        for stale in self.path.parent.glob(f"{glob.escape(self._temp_prefix())}*{TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+                removed += 1
+        return removed
+
     def _replace(self, content: bytes) -> None:
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            prefix=self._temp_prefix(), suffix=TEMP_SUFFIX, dir=self.path.parent
         )
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -88,10 +104,27 @@ class LocalFolderSite:
         _fsync_folder(self.path.parent)
 
     def delete_old_versions(self) -> int:
-        return 0  # a folder keeps no versions; the rename leaves no copy behind
+        """A folder keeps no versions; the only older copies can be temporary files of a
+        writer that was killed mid-write: those are removed (and counted)."""
+        if not self.path.parent.is_dir():
+            return 0
+        try:
+            with self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
+                return self._remove_stale_temp_files()
+        except Timeout:
+            raise TemporaryFailure(f"{self.url}: another writer holds the workbook lock") from None
 
     def read_access(self) -> AccessSnapshot:
         return read_access_file(self.folder / "_access.json")
+
+
+def _lock_path(workbook: Path) -> Path:
+    """The write lock lives outside the site folder, which may be synced (OneDrive): it
+    serialises writers on this machine; across machines the content-hash check still holds."""
+    folder = Path(tempfile.gettempdir()) / "agii-sync-locks"
+    folder.mkdir(exist_ok=True)
+    digest = hashlib.sha256(str(workbook.resolve()).encode()).hexdigest()[:32]
+    return folder / f"{digest}.lock"
 
 
 def _fsync_folder(folder: Path) -> None:
