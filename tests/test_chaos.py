@@ -161,9 +161,7 @@ def push_loop(
                 ledger.errors.append(f"push round {round_} {outcome.site}: {outcome.error!r}")
 
 
-def status_loop(
-    index: int, config: Config, ledger: Ledger, opener: SiteOpener, seed: int
-) -> None:
+def status_loop(index: int, config: Config, ledger: Ledger, opener: SiteOpener, seed: int) -> None:
     rng = random.Random(seed)
     values = [*ACTIVITY_STATUSES, ""]
     for _ in range(STATUS_ROUNDS):
@@ -179,7 +177,9 @@ def status_loop(
             continue
         ids = rng.sample([r.rij_id for r in loaded.shared_rows], rng.randint(1, 2))
         edits = [StatusEdit(None, row_id, rng.choice(values)) for row_id in ids]
-        (outcome,) = run.for_each_site([m], lambda mm: status_update(run, mm, edits))
+        (outcome,) = run.for_each_site(
+            [m], lambda mm, run=run, edits=edits: status_update(run, mm, edits)
+        )
         conflicts = set(outcome.details.get("conflict_rows", []))
         with ledger.lock:
             ledger.conflict_retries += max(0, outcome.attempts - 1)
@@ -279,7 +279,8 @@ def test_pushes_and_status_updates_under_faults_lose_nothing(
         wrong_data += [
             (site, row_id)
             for row_id, (naam, adres) in expected.items()
-            if row_id in by_id and (by_id[row_id][1] != naam or not by_id[row_id][3].startswith(adres))
+            if row_id in by_id
+            and (by_id[row_id][1] != naam or not by_id[row_id][3].startswith(adres))
         ]
         latest: dict[str, StatusSuccess] = {}
         for success in sorted(ledger.successes, key=lambda s: s.version):

@@ -2,9 +2,10 @@
 
 The ETag is a hash of the file's bytes. A write takes a lock (per workbook, on this machine),
 checks the hash is still the one read, writes a temporary file in the same folder and renames
-it over the workbook, so a reader sees the old or the new file, never half of one. No copies are kept: a
-temporary file left by a writer that was killed before its rename (it may hold personal data)
-is removed by the next write, and by ``delete_old_versions`` (purge), under the same lock.
+it over the workbook, so a reader sees the old or the new file, never half of one. No copies
+are kept: a temporary file left by a writer that was killed before its rename (it may hold
+personal data) is removed by the next write, and by ``delete_old_versions`` (purge), under
+the same lock.
 """
 
 from __future__ import annotations
