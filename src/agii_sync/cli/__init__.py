@@ -118,9 +118,7 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
             "run.failed",
             extra={"fields": {"error": type(error).__name__, "exit_code": int(error.exit_code)}},
         )
-        if state.json_mode:
-            state.output.document({"exit_code": int(error.exit_code), "error": _error_doc(error)})
-        state.output.error(error)
+        _report_failure(state, error)
         raise typer.Exit(int(error.exit_code)) from None
     except KeyboardInterrupt:
         state.output.failure("interrupted; nothing half-written (writes are atomic)")
@@ -134,6 +132,20 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
         )
         raise typer.Exit(ExitCode.SAFETY) from None
     raise typer.Exit(int(code or 0))
+
+
+def _report_failure(state: State, error: AgiiError) -> None:
+    from . import render
+
+    problems = getattr(error, "problems", [])
+    if state.json_mode:
+        doc = {"exit_code": int(error.exit_code), "error": _error_doc(error)}
+        if problems:
+            doc["problems"] = [render.problem_doc(p) for p in problems]
+        state.output.document(doc)
+    else:
+        render.problems(state.output, problems, title="Problems")
+    state.output.error(error)
 
 
 def _error_doc(error: AgiiError) -> dict[str, Any]:

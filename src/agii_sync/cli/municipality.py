@@ -19,7 +19,7 @@ from ..runs.pull import pull_status as run_pull
 from ..runs.status import parse_edits
 from ..runs.status import status_update as run_status_update
 from . import State, app, execute, render
-from .sync import DryRun, ExportArg, SiteOption, _report_sites
+from .sync import DryRun, ExportArg, SiteOption
 
 
 @app.command("status-update")
@@ -54,9 +54,9 @@ def status_update(
             outcomes = run.for_each_site([m], lambda mm: run_status_update(run, mm, edits))
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
-        return _report_sites(state, "status-update", outcomes, show_changes=True)
+        return render.sites(state.output, "status-update", outcomes, show_changes=True)
 
-    execute(ctx, _with_problems(work))
+    execute(ctx, work)
 
 
 def _status_lines(
@@ -69,30 +69,6 @@ def _status_lines(
     if row_id is None or status is None:
         raise UsageError("give ROW_ID and STATUS, or --from FILE")
     return [(None, row_id, status)]
-
-
-def _with_problems(work):  # type: ignore[no-untyped-def]
-    """Show the problems of a DataRejected as a table before its one-line error."""
-
-    def wrapped(state: State) -> ExitCode:
-        try:
-            return work(state)
-        except DataRejected as rejected:
-            if not state.json_mode:
-                render.problems(state.output, rejected.problems, title="Problems")
-            else:
-                state.output.document(
-                    {
-                        "exit_code": int(rejected.exit_code),
-                        "error": {"type": "DataRejected", "message": rejected.message},
-                        "problems": [render.problem_doc(p) for p in rejected.problems],
-                    }
-                )
-                state.json_mode = False  # the document is out; don't print a second one
-                state.output.json_mode = False
-            raise
-
-    return wrapped
 
 
 @app.command("list")
@@ -184,8 +160,8 @@ def pull_status(
         flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)
         code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
         if state.json_mode:
-            _report_sites(
-                state,
+            render.sites(
+                state.output,
                 "pull-status",
                 report.outcomes,
                 show_changes=False,
@@ -196,7 +172,7 @@ def pull_status(
                 },
             )
             return code
-        _report_sites(state, "pull-status", report.outcomes, show_changes=False)
+        render.sites(state.output, "pull-status", report.outcomes, show_changes=False)
         for o in report.outcomes:
             if o.details.get("unmatched"):
                 state.output.warn(f"{o.site}: {o.details['unmatched']} row(s) match no export row")

@@ -12,7 +12,7 @@ from typing import Any
 from ..domain.access import AccessFinding, AccessReport, Grant
 from ..domain.check import Finding
 from ..domain.problems import Problem
-from ..engine import SiteOutcome
+from ..engine import SiteOutcome, worst
 from ..errors import ExitCode
 from ..output import Output
 
@@ -61,6 +61,28 @@ def outcome_doc(o: SiteOutcome, *, changes: bool = True) -> dict[str, Any]:
         if getattr(o.error, "problems", None):
             doc["error"]["problems"] = [problem_doc(p) for p in o.error.problems]
     return doc
+
+
+def sites(
+    out: Output,
+    command: str,
+    items: list[SiteOutcome],
+    *,
+    show_changes: bool,
+    extra: dict[str, Any] | None = None,
+) -> ExitCode:
+    """The per-site report of a command (one JSON document with --json); returns the worst
+    exit code of the sites."""
+    code = worst(items)
+    if out.json_mode:
+        doc = {"command": command, "exit_code": int(code), **(extra or {})}
+        doc["sites"] = [outcome_doc(o) for o in items]
+        out.document(doc)
+        return code
+    outcomes(out, items, show_changes=show_changes)
+    for o in items:
+        findings(out, o.site, o.findings)
+    return code
 
 
 def problems(out: Output, items: Iterable[Problem], title: str = "Rejected rows") -> None:

@@ -9,7 +9,7 @@ import typer
 
 from ..config import DeleteLimit
 from ..domain.routing import route
-from ..engine import Run, worst
+from ..engine import Run
 from ..errors import ExitCode, UsageError
 from ..formats.export_reader import read_export
 from ..runlock import run_lock
@@ -27,19 +27,6 @@ ExportArg = Annotated[
 ]
 
 
-def _report_sites(state: State, command: str, outcomes, *, show_changes: bool, extra=None):  # type: ignore[no-untyped-def]
-    code = worst(outcomes)
-    if state.json_mode:
-        doc = {"command": command, "exit_code": int(code), **(extra or {})}
-        doc["sites"] = [render.outcome_doc(o) for o in outcomes]
-        state.output.document(doc)
-    else:
-        render.outcomes(state.output, outcomes, show_changes=show_changes)
-        for o in outcomes:
-            render.findings(state.output, o.site, o.findings)
-    return code
-
-
 @app.command()
 def init(ctx: typer.Context, site: SiteOption = None) -> None:
     """Create the empty workbook (sheet, header, drop-down, Toelichting) on each site that has
@@ -50,7 +37,7 @@ def init(ctx: typer.Context, site: SiteOption = None) -> None:
         run = Run(config, "init", state.today())
         with run_lock(config.lock_file):
             outcomes = run.for_each_site(config.select(site), lambda m: init_site(run, m))
-        return _report_sites(state, "init", outcomes, show_changes=False)
+        return render.sites(state.output, "init", outcomes, show_changes=False)
 
     execute(ctx, work)
 
@@ -150,7 +137,7 @@ def push(
                 "strict_blocked": report.blocked_by_strict,
                 "export": summary | {"problems": [render.problem_doc(p) for p in ex.problems]},
             }
-            _report_sites(state, "push", report.outcomes, show_changes=True, extra=extra)
+            render.sites(state.output, "push", report.outcomes, show_changes=True, extra=extra)
             return report.exit_code
         _export_summary(state, summary)
         render.problems(state.output, ex.problems)
@@ -158,7 +145,9 @@ def push(
             state.output.warn("--strict: rows were rejected, so nothing was written anywhere")
         if dry_run:
             state.output.line("dry run: nothing was written", style="bold")
-        _report_sites(state, "push", report.outcomes, show_changes=dry_run or state.verbose > 0)
+        render.sites(
+            state.output, "push", report.outcomes, show_changes=dry_run or state.verbose > 0
+        )
         return report.exit_code
 
     execute(ctx, work)
@@ -182,7 +171,7 @@ def check(ctx: typer.Context, site: SiteOption = None) -> None:
         config = state.config()
         run = Run(config, "check", state.today())
         outcomes = run.for_each_site(config.select(site), lambda m: check_site(run, m))
-        return _report_sites(state, "check", outcomes, show_changes=False)
+        return render.sites(state.output, "check", outcomes, show_changes=False)
 
     execute(ctx, work)
 
@@ -200,6 +189,8 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
             outcomes = run.for_each_site(config.select(site), lambda m: purge_site(run, m))
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
-        return _report_sites(state, "purge", outcomes, show_changes=dry_run or state.verbose > 0)
+        return render.sites(
+            state.output, "purge", outcomes, show_changes=dry_run or state.verbose > 0
+        )
 
     execute(ctx, work)
