@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from office365.runtime.client_request_exception import ClientRequestException
 from office365.runtime.http.http_method import HttpMethod
@@ -209,14 +209,17 @@ class _IdentifiedTransport(BaseTransport):
 
 
 def check_site_url(site_url: str) -> str:
-    """The site URL without a trailing slash; plain http only to a loopback host."""
+    """The site URL without a trailing slash and with its path decoded (a URL copied from a
+    browser has ``%20`` and ``%27``; the library compares server-relative paths decoded);
+    plain http only to a loopback host."""
     try:
         kind = site_kind(site_url)
     except ValueError as exc:
         raise ConfigError(f"site {site_url}: {exc}") from None
     if kind == "file":
         raise ConfigError(f"site {site_url} is a folder, not a SharePoint site")
-    return site_url.rstrip("/")
+    parts = urlsplit(site_url.rstrip("/"))
+    return urlunsplit(parts._replace(path=unquote(parts.path)))
 
 
 def identify(ctx: ClientContext, user_agent: str = USER_AGENT) -> ClientContext:
