@@ -7,20 +7,25 @@ past retention too (``retention``); ``max_delete`` stops a run that would remove
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from ..auth import rowkey_secret
-from ..config import DeleteLimit, Municipality
+from ..config import Config, DeleteLimit, Municipality
 from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
-from ..domain.routing import route
+from ..domain.routing import Routing, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import row_key
 from ..engine import Run, SiteOutcome, refuse_unwritable, worst
-from ..errors import ExitCode, SafetyStop
-from ..formats.export_reader import read_export
+from ..errors import ExitCode, InputError, SafetyStop
+from ..formats.export_reader import ExportReadResult, read_export
 from .access import require_access
 from .window import require_protocol_active
 
@@ -58,30 +63,109 @@ def push(
     strict: bool = False,
 ) -> PushReport:
     municipalities = run.config.select(sites)
-    result = read_export(export_path)
-    routing = route(result.records, run.config.municipalities)
-    summary = ExportSummary(
-        rows_read=result.rows_read,
-        valid=sum(len(v) for v in routing.by_site.values()),
-        problems=sorted([*result.problems, *routing.problems], key=_problem_order),
-        unknown_columns=list(result.unknown_columns),
-        skipped_other_nis=routing.skipped_other_nis,
-    )
-    report = PushReport(summary)
-    if strict and has_errors(summary.problems):
-        report.blocked_by_strict = True
-        return report
     secret = rowkey_secret()
-    rejected = [*result.rejected, *routing.rejected]
     limit = max_delete or run.config.agii.max_delete
+    # --strict must know every row before any site is touched; otherwise a big export is
+    # validated in the background while the workbooks are downloaded and parsed.
+    export = ExportInBackground(export_path, run.config, background=not strict)
+    with export:
+        if strict and has_errors(export.prepared().summary.problems):
+            return PushReport(export.prepared().summary, blocked_by_strict=True)
 
-    def one_site(m: Municipality) -> SiteOutcome:
-        keep = frozenset(row_key(secret, nis, dossier) for nis, dossier in rejected if nis == m.nis)
-        desired = [_shared_row(run, secret, m, r) for r in routing.by_site.get(m.id, [])]
-        return push_site(run, m, desired, keep=keep, limit=limit)
+        def one_site(m: Municipality) -> SiteOutcome:
+            def desired() -> tuple[list[SharedRow], frozenset[str]]:
+                prepared = export.prepared()
+                keep = frozenset(
+                    row_key(secret, nis, dossier)
+                    for nis, dossier in prepared.rejected
+                    if nis == m.nis
+                )
+                records = prepared.routing.by_site.get(m.id, [])
+                return [_shared_row(run, secret, m, r) for r in records], keep
 
-    report.outcomes = run.for_each_site(municipalities, one_site)
-    return report
+            return push_site(run, m, desired, limit=limit)
+
+        outcomes = run.for_each_site(municipalities, one_site)
+        return PushReport(export.prepared().summary, outcomes)
+
+
+@dataclass
+class PreparedExport:
+    summary: ExportSummary
+    routing: Routing
+    rejected: list[tuple[str, str]]
+
+
+class ExportInBackground:
+    """Reads, validates and routes the export, in a forked process when it is big (phone and
+    e-mail validation of thousands of rows is CPU work that overlaps the workbook download and
+    parse on another core). ``prepared()`` waits for it; an unreadable export raises there."""
+
+    def __init__(self, path: Path, config: Config, *, background: bool) -> None:
+        self.path = path
+        self.config = config
+        self.background = background and _worth_a_process(path)
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[ExportReadResult | tuple[str, str | None]] | None = None
+        self._prepared: PreparedExport | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ExportInBackground:
+        if self.background:
+            self._pool = ProcessPoolExecutor(1, mp_context=get_context("fork"))
+            self._future = self._pool.submit(_read_export_safely, self.path)
+        else:
+            self.prepared()  # an unreadable export fails before any site is read
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def prepared(self) -> PreparedExport:
+        with self._lock:
+            if self._prepared is None:
+                self._prepared = self._prepare(self._result())
+            return self._prepared
+
+    def _result(self) -> ExportReadResult:
+        if self._future is None:
+            return read_export(self.path)
+        outcome = self._future.result()
+        if isinstance(outcome, tuple):
+            raise InputError(outcome[0], hint=outcome[1])
+        return outcome
+
+    def _prepare(self, result: ExportReadResult) -> PreparedExport:
+        routing = route(result.records, self.config.municipalities)
+        summary = ExportSummary(
+            rows_read=result.rows_read,
+            valid=sum(len(v) for v in routing.by_site.values()),
+            problems=sorted([*result.problems, *routing.problems], key=_problem_order),
+            unknown_columns=list(result.unknown_columns),
+            skipped_other_nis=routing.skipped_other_nis,
+        )
+        return PreparedExport(summary, routing, [*result.rejected, *routing.rejected])
+
+
+BACKGROUND_FROM_BYTES = 256 * 1024  # about 1,500 rows
+
+
+def _worth_a_process(path: Path) -> bool:
+    try:
+        big = path.stat().st_size >= BACKGROUND_FROM_BYTES
+    except OSError:
+        return False  # read_export will say what is wrong
+    return big and (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()
+
+
+def _read_export_safely(path: Path) -> ExportReadResult | tuple[str, str | None]:
+    """In the child: an InputError travels back as (message, hint); anything else is a bug
+    and is re-raised in the parent by the future."""
+    try:
+        return read_export(path)
+    except InputError as error:
+        return error.message, error.hint
 
 
 def _problem_order(problem: Problem) -> tuple[int, str]:
@@ -99,18 +183,22 @@ def _shared_row(run: Run, secret: bytes, m: Municipality, record: ExportRecord) 
 def push_site(
     run: Run,
     m: Municipality,
-    desired: list[SharedRow],
+    wanted: Callable[[], tuple[list[SharedRow], frozenset[str]]],
     *,
-    keep: frozenset[str],
     limit: DeleteLimit,
 ) -> SiteOutcome:
+    """``wanted()`` gives the site's rows from the export and the row IDs to keep as they are
+    (people whose export row was rejected); it is called once the workbook is loaded."""
     require_protocol_active(m, run.today)
     require_access(run, m)
+    desired: list[SharedRow] = []
 
     def make_plan(loaded):  # type: ignore[no-untyped-def]
         refuse_unwritable(loaded, run.today)
         current = loaded.shared_rows if loaded else []
-        plan = plan_push(current, desired, today=run.today, keep=keep)
+        rows, keep = wanted()
+        desired[:] = rows
+        plan = plan_push(current, rows, today=run.today, keep=keep)
         _check_delete_limit(m, plan, limit)
         _guard_plan(m, current, plan)
         return plan
