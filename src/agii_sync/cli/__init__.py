@@ -96,7 +96,10 @@ def main_options(
         _usage_exit("--log-format must be json or text")
     from ..logs import configure_logging
 
-    configure_logging(log_file, log_format, verbose, quiet)  # type: ignore[arg-type]
+    try:
+        configure_logging(log_file, log_format, verbose, quiet)  # type: ignore[arg-type]
+    except OSError as exc:
+        _usage_exit(f"--log-file {log_file}: cannot open it for writing ({type(exc).__name__})")
     ctx.obj = State(config, json_output, quiet, verbose, yes)
 
 
@@ -124,14 +127,24 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
         state.output.failure("interrupted; nothing half-written (writes are atomic)")
         raise typer.Exit(ExitCode.TEMPORARY) from None
     except Exception as exc:  # noqa: BLE001 - the last guard against a leaking traceback
-        where = _where(exc)
-        log.error("run.crashed", extra={"fields": {"error": type(exc).__name__, "at": where}})
-        state.output.failure(
-            f"internal error {type(exc).__name__} at {where}; details are withheld because "
-            "they could contain personal data. Please report it with this line."
-        )
+        log.error("run.crashed", extra={"fields": {"error": type(exc).__name__, "at": _where(exc)}})
+        if state.json_mode:
+            state.output.document(
+                {
+                    "exit_code": int(ExitCode.SAFETY),
+                    "error": {"type": "InternalError", "message": _crash_line(exc), "hint": None},
+                }
+            )
+        state.output.failure(_crash_line(exc))
         raise typer.Exit(ExitCode.SAFETY) from None
     raise typer.Exit(int(code or 0))
+
+
+def _crash_line(exc: BaseException) -> str:
+    return (
+        f"internal error {type(exc).__name__} at {_where(exc)}; details are withheld because "
+        "they could contain personal data. Please report it with this line."
+    )
 
 
 def _report_failure(state: State, error: AgiiError) -> None:
@@ -162,7 +175,11 @@ def _where(exc: BaseException) -> str:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - outside a command's execute(): no traceback either
+        Output().failure(_crash_line(exc))
+        sys.exit(ExitCode.SAFETY)
     sys.exit(0)
 
 

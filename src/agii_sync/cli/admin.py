@@ -106,12 +106,13 @@ def login(
 
     def work(state: State) -> ExitCode:
         stored = []
+        pem = _read_private_key(certificate_key) if certificate_key is not None else None
         secret = _read_rowkey_secret(state, rowkey_secret_stdin)
         if secret:
             auth.store_secret("rowkey-secret", secret)
             stored.append("row-key secret")
-        if certificate_key is not None:
-            auth.store_secret("certificate-key", certificate_key.read_text(encoding="utf-8"))
+        if pem is not None:
+            auth.store_secret("certificate-key", pem)
             stored.append("certificate key")
         if not stored:
             raise UsageError("nothing to store", hint="see `agii-sync login --help`")
@@ -119,6 +120,22 @@ def login(
         return ExitCode.OK
 
     execute(ctx, work)
+
+
+def _read_private_key(path: Path) -> str:
+    """The PEM text of ``--certificate-key``; never quoted in a message (it is a secret)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--certificate-key {path}: cannot read it ({type(exc).__name__})"
+        ) from None
+    if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
+        raise UsageError(
+            f"--certificate-key {path}: not a PEM private key",
+            hint="give the file that starts with '-----BEGIN PRIVATE KEY-----'",
+        )
+    return text
 
 
 def _read_rowkey_secret(state: State, from_stdin: bool) -> str:

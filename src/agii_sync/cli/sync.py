@@ -17,6 +17,8 @@ from ..runs.push import push as run_push
 from ..runs.workbooks import check_site, init_site, purge_site
 from . import State, app, execute, render
 
+LISTED_COLUMNS = 20  # unknown export columns named in the text report (--json has all)
+
 SiteOption = Annotated[
     list[str] | None,
     typer.Option("--site", help="A municipality id from the config (repeatable). Default: all."),
@@ -87,9 +89,13 @@ def _export_summary(state: State, summary: dict) -> None:  # type: ignore[type-a
         f"{summary['rejected']} rejected, {summary['skipped_other_nis']} for municipalities "
         "not in the config (skipped)"
     )
-    if summary["unknown_columns"]:
+    unknown = summary["unknown_columns"]
+    if unknown:
+        more = f" and {len(unknown) - LISTED_COLUMNS} more" if len(unknown) > LISTED_COLUMNS else ""
         out.line(
-            "columns not in the protocol, never copied: " + ", ".join(summary["unknown_columns"])
+            "columns not in the protocol, never copied: "
+            + ", ".join(unknown[:LISTED_COLUMNS])
+            + more
         )
 
 

@@ -14,9 +14,11 @@ import csv
 import difflib
 import io
 import os
+import re
 import warnings
+import zipfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
@@ -44,6 +46,18 @@ CSV_DELIMITERS = (";", ",")
 HEADER_ALIASES = {"e_mail": "email"}  # the workbook's own `E-mail` header
 SUGGESTION_CUTOFF = 0.75
 FORMAT_HINT = "export as CSV (UTF-8 or Windows-1252, ';' or ',') or as .xlsx"
+# Bounds on what a hostile or broken file can make the reader do (time and memory).
+MAX_CELLS_PER_LINE = 1000  # the export has 16 columns; AgII-internal ones come on top
+MAX_LINE_CHARACTERS = 4 * 1024 * 1024  # one physical CSV line
+MAX_XLSX_UNCOMPRESSED = 1024 * 1024 * 1024  # all parts of the zip together
+MAX_XLSX_RATIO = 100  # a part of more than 16 MiB compressed more than this is a zip bomb
+XLSX_RATIO_FROM = 16 * 1024 * 1024
+MAX_XLSX_PARTS = 10_000
+MAX_LISTED_POSITIONS = 10
+# The UTF-8 form of the accented Latin letters in names (U+00C0-U+017F: é = C3 A9, ł = C5 82):
+# in a file that is not valid UTF-8 as a whole, they mean some lines are UTF-8, others not.
+UTF8_LATIN_LETTER = re.compile(rb"[\xc3-\xc5][\x80-\xbf]")
+NEWLINE = re.compile(r"\r\n?|\n")  # what csv (and open(newline="")) take as a line end
 
 Cells = Sequence[object]
 
@@ -104,15 +118,17 @@ def _read_bytes(path: Path) -> bytes:
 
 def _csv_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
     text = _decode(path, data)
-    header_line = text.split("\n", 1)[0]
+    end = text.find("\n")
+    header_line = text[: end if 0 <= end <= MAX_LINE_CHARACTERS else MAX_LINE_CHARACTERS]
     if "\x00" in header_line:
         raise InputError(f"{path}: not a CSV or XLSX file (binary content)", hint=FORMAT_HINT)
     delimiter = max(CSV_DELIMITERS, key=header_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(_physical_lines(path, text), delimiter=delimiter)
     rows: list[tuple[int, Cells]] = []
     line = 0
     try:
         for line, cells in enumerate(reader, start=1):
+            _refuse_wide(path, line, cells)
             rows.append((line, cells))
     except csv.Error:
         raise InputError(
@@ -122,20 +138,62 @@ def _csv_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
     return rows
 
 
+def _physical_lines(path: Path, text: str) -> Iterator[str]:
+    """The text's lines with their line ends (as csv wants them), each at most
+    MAX_LINE_CHARACTERS long: a broken file cannot make one record hold the whole file."""
+    start, number = 0, 0
+    while start < len(text):
+        number += 1
+        found = NEWLINE.search(text, start, start + MAX_LINE_CHARACTERS + 2)
+        if found is not None:
+            end = found.end()
+        elif len(text) - start > MAX_LINE_CHARACTERS:
+            raise InputError(
+                f"{path}: line {number} is longer than {MAX_LINE_CHARACTERS:,} characters",
+                hint="a line of the export holds one person; " + FORMAT_HINT,
+            )
+        else:
+            end = len(text)
+        yield text[start:end]
+        start = end
+
+
+def _refuse_wide(path: Path, line: int, cells: Cells) -> None:
+    width = len(cells)
+    while width and cells[width - 1] in (None, ""):
+        width -= 1
+    if width > MAX_CELLS_PER_LINE:
+        raise InputError(
+            f"{path}: line {line} has {width:,} cells; at most {MAX_CELLS_PER_LINE:,} are read",
+            hint="export only the columns of the protocol (and a few of AgII's own)",
+        )
+
+
 def _decode(path: Path, data: bytes) -> str:
     if data.startswith(UTF16_BOMS):
         raise InputError(f"{path}: UTF-16 text is not supported", hint=FORMAT_HINT)
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        not_utf8 = exc.start
+    utf8 = UTF8_LATIN_LETTER.search(data)
+    if utf8 is not None:  # mojibake in the workbook otherwise ("Zoë" as "ZoÃ«")
+        utf8_line, other_line = (data.count(b"\n", 0, at) + 1 for at in (utf8.start(), not_utf8))
+        raise InputError(
+            f"{path}: mixed encodings: line {utf8_line} is UTF-8, line {other_line} is not",
+            hint="export the whole file in one encoding (UTF-8)",
+        )
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        pass
     raise InputError(
         f"{path}: not a CSV or XLSX file (neither UTF-8 nor Windows-1252 text)", hint=FORMAT_HINT
     )
 
 
 def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
+    _refuse_zip_bomb(path, data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl's notes on unsupported extensions
@@ -143,13 +201,44 @@ def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
             try:
                 sheet = workbook.worksheets[0]
                 sheet.reset_dimensions()  # some writers store a wrong sheet size
-                return list(enumerate(sheet.iter_rows(values_only=True), start=1))
+                rows = []
+                for line, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+                    _refuse_wide(path, line, cells)
+                    rows.append((line, cells))
+                return rows
             finally:
                 workbook.close()
+    except InputError:
+        raise
     except Exception as exc:  # untrusted file: any parser failure means "not readable"
         raise InputError(
             f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})", hint=FORMAT_HINT
         ) from None
+
+
+def _refuse_zip_bomb(path: Path, data: bytes) -> None:
+    """Refuse, before parsing, an XLSX whose parts would unpack to more than the reader can
+    hold: too large in all, or compressed far more than real spreadsheet XML is (the sizes
+    are the zip's own; zipfile never unpacks more than a part declares)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise InputError(
+            f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})", hint=FORMAT_HINT
+        ) from None
+    total = sum(part.file_size for part in parts)
+    bomb = any(
+        part.file_size > XLSX_RATIO_FROM
+        and part.file_size > MAX_XLSX_RATIO * max(part.compress_size, 1)
+        for part in parts
+    )
+    if len(parts) > MAX_XLSX_PARTS or total > MAX_XLSX_UNCOMPRESSED or bomb:
+        raise InputError(
+            f"{path}: not a usable XLSX workbook: it would unpack to {total:,} bytes in "
+            f"{len(parts):,} parts" + (", compressed suspiciously well" if bomb else ""),
+            hint=FORMAT_HINT,
+        )
 
 
 # --- header ---
@@ -180,10 +269,12 @@ def _refuse_duplicates(path: Path, keys: list[str]) -> None:
     for key, count in Counter(key for key in keys if key).items():
         if count > 1:
             positions = [str(p) for p, k in enumerate(keys, 1) if k == key]
+            listed = ", ".join(positions[:MAX_LISTED_POSITIONS])
+            if len(positions) > MAX_LISTED_POSITIONS:
+                listed += f" and {len(positions) - MAX_LISTED_POSITIONS:,} more"
             what = f"column {key!r}" if key in EXPORT_COLUMNS else "a column"
             raise InputError(
-                f"{path}: {what} appears more than once in the header "
-                f"(positions {', '.join(positions)})",
+                f"{path}: {what} appears more than once in the header (positions {listed})",
                 hint="keep one column per name",
             )
 
