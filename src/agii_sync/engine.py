@@ -138,6 +138,7 @@ class Run:
         *,
         guard: Guard | None = None,
         create_missing: bool = True,
+        keep_all: bool = False,
     ) -> SiteOutcome:
         """Read the workbook, plan, and write the result if the plan changes anything.
 
@@ -156,7 +157,7 @@ class Run:
             if self.dry_run or (plan.is_empty and loaded is not None):
                 outcome.etag_after = snapshot.etag
                 return outcome
-            content = self._render(loaded, plan)
+            content = self._render(loaded, plan, keep_all=keep_all)
             if guard is not None:
                 guard(snapshot.content, content, plan)
             try:
@@ -180,10 +181,12 @@ class Run:
             return None
         return workbook.load(snapshot.content, self.config.workbook.sheet)
 
-    def _render(self, loaded: workbook.LoadedWorkbook | None, plan: Plan) -> bytes:
+    def _render(
+        self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, keep_all: bool
+    ) -> bytes:
         if loaded is None:
             return workbook.create_workbook(self.config.workbook.sheet, plan.rows)
-        return workbook.render(loaded, plan.rows)
+        return workbook.render(loaded, plan.rows, keep_all=keep_all)
 
     def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:
         return check_rows(loaded.rows, self.today)

@@ -37,7 +37,7 @@ from ..domain.export import (
 from ..domain.problems import Problem, ProblemCode
 from ..errors import InputError
 
-PARALLEL_FROM_ROWS = 4000
+PARALLEL_FROM_ROWS = 10**9
 MAX_WORKERS = 4
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
-from openpyxl.worksheet.worksheet import Worksheet
 
 from ..domain.codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, StatusMO
 
@@ -59,22 +61,29 @@ def code_lists() -> list[tuple[str, list[str]]]:
     ]
 
 
-def write_toelichting(sheet: Worksheet) -> None:
+def write_toelichting(sheet: Any) -> None:
+    """Fill an empty sheet (normal or write-only) with the explanation."""
     bold = Font(bold=True)
     wrap = Alignment(wrap_text=True, vertical="top")
     sheet.column_dimensions["A"].width = 24
     sheet.column_dimensions["B"].width = 100
-    sheet.append(["Toelichting bij het werkblad inburgeraars"])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([])
-    for title, text in PARAGRAPHS:
-        sheet.append([title, text])
-        sheet.cell(sheet.max_row, 1).font = bold
-        sheet.cell(sheet.max_row, 2).alignment = wrap
-    sheet.append([])
-    sheet.append(["Codelijsten"])
-    sheet.cell(sheet.max_row, 1).font = bold
-    for title, values in code_lists():
-        sheet.append([title, "; ".join(values)])
-        sheet.cell(sheet.max_row, 2).alignment = wrap
     sheet.protection.sheet = True
+
+    def line(title: str = "", text: str | None = None, *, font: Font = bold) -> None:
+        cells = []
+        if title:
+            cells.append(WriteOnlyCell(sheet, value=title))
+            cells[0].font = font
+        if text is not None:
+            cells.append(WriteOnlyCell(sheet, value=text))
+            cells[-1].alignment = wrap
+        sheet.append(cells)
+
+    line("Toelichting bij het werkblad inburgeraars", font=Font(bold=True, size=14))
+    line()
+    for title, text in PARAGRAPHS:
+        line(title, text)
+    line()
+    line("Codelijsten")
+    for title, values in code_lists():
+        line(title, "; ".join(values))

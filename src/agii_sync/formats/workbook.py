@@ -8,14 +8,15 @@ drop-down, widths), so what the municipality sees is always the template.
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from xml.etree.ElementTree import ParseError
+from typing import Any
 
 import openpyxl
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import Cell
+from openpyxl.cell.read_only import EMPTY_CELL
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.workbook import Workbook
@@ -37,60 +38,103 @@ FIELDS = tuple(SharedRow.model_fields)
 
 @dataclass
 class LoadedWorkbook:
-    """A workbook read from a site: the openpyxl object (to save other sheets untouched) and
-    its data rows."""
+    """A workbook read from a site: its bytes, sheet names and data rows. The editable
+    openpyxl object (``book``) is only built when a write must keep more than our own two
+    sheets: a full load costs about as much as the rest of a push together."""
 
-    book: Workbook
+    content: bytes
     sheet_name: str
+    sheetnames: list[str]
     rows: list[SheetRow] = field(default_factory=list)
+    _book: Workbook | None = None
 
     @property
     def shared_rows(self) -> list[SharedRow]:
         return [r.row for r in self.rows]
+
+    @property
+    def book(self) -> Workbook:
+        if self._book is None:
+            self._book = _open(self.content)
+        return self._book
+
+    @property
+    def only_ours(self) -> bool:
+        return set(self.sheetnames) <= {self.sheet_name, TOELICHTING_SHEET}
 
 
 def is_formula_like(value: str) -> bool:
     return value.startswith(FORMULA_PREFIXES)
 
 
-def new_workbook(sheet_name: str) -> Workbook:
-    book = Workbook()
-    book.active.title = sheet_name
-    write_toelichting(book.create_sheet(TOELICHTING_SHEET))
-    return book
-
-
 def create_workbook(sheet_name: str, rows: Iterable[SharedRow] = ()) -> bytes:
-    book = new_workbook(sheet_name)
-    write_rows(book, sheet_name, rows)
+    """A new workbook from the template holding ``rows``, streamed (write-only mode)."""
+    rows = list(rows)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(sheet_name)
+    _format(sheet, len(rows))  # a streamed sheet takes its layout before its first row
+    sheet.append(_header_cells(sheet))
+    unlocked = Protection(locked=False)
+    for row in rows:
+        sheet.append(_streamed_row(sheet, row, unlocked))
+    write_toelichting(book.create_sheet(TOELICHTING_SHEET))
     return save(book)
 
 
+def _header_cells(sheet: Any) -> list[Cell]:
+    cells = [WriteOnlyCell(sheet, value=title) for title in COLUMNS]
+    _style_header(cells)
+    return cells
+
+
+def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[object]:
+    values: list[object] = list(row.cells())
+    for i, value in enumerate(values):
+        if isinstance(value, str) and is_formula_like(value):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"  # stored as text, never as a formula
+            values[i] = cell
+    if isinstance(row.bewaren_tot, date):
+        values[DATE_COLUMN - 1] = WriteOnlyCell(sheet, value=row.bewaren_tot)
+        values[DATE_COLUMN - 1].number_format = DATE_FORMAT  # type: ignore[union-attr]
+    status = values[STATUS_INDEX]
+    status_cell = status if isinstance(status, Cell) else WriteOnlyCell(sheet, value=status)
+    status_cell.protection = unlocked
+    values[STATUS_INDEX] = status_cell
+    return values
+
+
 def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
-    """Parse a workbook's bytes; raise LayoutError if it is not in the expected layout."""
-    book = _open(content)
-    if sheet_name not in book.sheetnames:
-        raise LayoutError(
-            f"the workbook has no sheet {sheet_name!r}",
-            hint="a sheet was renamed or removed; restore it or ask AgII to re-initialise",
-        )
-    sheet = book[sheet_name]
-    _check_header(sheet)
-    _refuse_cells_beyond_header(sheet)
-    return LoadedWorkbook(book, sheet_name, list(_read_rows(sheet)))
-
-
-def _open(content: bytes) -> Workbook:
+    """Parse a workbook's bytes (streaming, read-only); raise LayoutError if it is not in the
+    expected layout."""
+    book = _open(content, read_only=True)
     try:
-        return openpyxl.load_workbook(io.BytesIO(content), rich_text=False)
-    except (zipfile.BadZipFile, KeyError, ParseError, ValueError, TypeError, OSError) as exc:
+        if sheet_name not in book.sheetnames:
+            raise LayoutError(
+                f"the workbook has no sheet {sheet_name!r}",
+                hint="a sheet was renamed or removed; restore it or ask AgII to re-initialise",
+            )
+        sheet = book[sheet_name]
+        sheet.reset_dimensions()  # some writers store a wrong size; read what is there
+        lines = enumerate(sheet.iter_rows(), start=1)
+        _check_header(next(lines, (1, ()))[1])
+        rows = list(_read_rows(lines))
+        return LoadedWorkbook(content, sheet_name, list(book.sheetnames), rows)
+    finally:
+        book.close()
+
+
+def _open(content: bytes, *, read_only: bool = False) -> Workbook:
+    try:
+        return openpyxl.load_workbook(io.BytesIO(content), read_only=read_only, rich_text=False)
+    except Exception as exc:  # noqa: BLE001 - a file from the site: any parser failure
         raise LayoutError(
             f"the workbook on the site cannot be read as XLSX ({exc.__class__.__name__})"
         ) from None
 
 
-def _check_header(sheet: Worksheet) -> None:
-    found = [_text(c.value) for c in next(sheet.iter_rows(min_row=1, max_row=1), ())]
+def _check_header(cells: tuple[Any, ...]) -> None:
+    found = [_text(c.value) for c in cells]
     while found and found[-1] == "":
         found.pop()
     if tuple(found) == COLUMNS:
@@ -105,39 +149,34 @@ def _check_header(sheet: Worksheet) -> None:
                 f"expected {expected!r}",
                 hint="the header was changed by hand; restore it (see the Toelichting sheet)",
             )
-    extra = get_column_letter(len(COLUMNS) + 1)
-    raise LayoutError(
-        f"the sheet has a column after {COLUMNS[-1]!r} (from {extra}1); "
-        "no other columns may be added",
-        hint="remove the extra column(s)",
-    )
+    _refuse_beyond_header(1, cells)
 
 
-def _refuse_cells_beyond_header(sheet: Worksheet) -> None:
-    if sheet.max_column <= len(COLUMNS):
-        return
-    for row in sheet.iter_rows(min_col=len(COLUMNS) + 1):
-        for cell in row:
-            if cell.value is not None and cell.value != "":
-                raise LayoutError(
-                    f"cell {cell.coordinate} is outside the columns of the protocol; "
-                    "no other columns may be added",
-                    hint="move that information elsewhere and empty the column",
-                )
+def _refuse_beyond_header(line: int, cells: tuple[Any, ...]) -> None:
+    for number, cell in enumerate(cells[len(COLUMNS) :], start=len(COLUMNS) + 1):
+        if cell.value is not None and cell.value != "":
+            raise LayoutError(
+                f"cell {get_column_letter(number)}{line} is outside the columns "
+                "of the protocol; no other columns may be added",
+                hint="move that information elsewhere and empty the column",
+            )
 
 
-def _read_rows(sheet: Worksheet) -> Iterable[SheetRow]:
+def _read_rows(lines: Iterable[tuple[int, tuple[Any, ...]]]) -> Iterable[SheetRow]:
     width = len(COLUMNS)
-    for cells in sheet.iter_rows(min_row=2, max_col=width):
+    for line, cells in lines:
+        _refuse_beyond_header(line, cells)
+        cells = cells[:width]
         if all(c.value is None or c.value == "" for c in cells):
             continue
+        cells = cells + (EMPTY_CELL,) * (width - len(cells))
         values = {}
         formulas = []
         for name, column, cell in zip(FIELDS, COLUMNS, cells, strict=True):
             if cell.data_type == "f":
                 formulas.append(column)
             values[name] = _date(cell.value) if name == "bewaren_tot" else _text(cell.value)
-        yield SheetRow(cells[0].row, SharedRow.model_construct(**values), tuple(formulas))
+        yield SheetRow(line, SharedRow.model_construct(**values), tuple(formulas))
 
 
 def _text(value: object) -> str:
@@ -176,6 +215,7 @@ def write_rows(book: Workbook, sheet_name: str, rows: Iterable[SharedRow]) -> No
     count = _fill(sheet, rows)
     if sheet.max_row > count + 1:
         sheet.delete_rows(count + 2, sheet.max_row - count - 1)
+    _style_header(sheet[1])
     _format(sheet, count)
     if TOELICHTING_SHEET not in book.sheetnames:
         write_toelichting(book.create_sheet(TOELICHTING_SHEET))
@@ -219,13 +259,17 @@ def _holds(cell: Cell, value: object) -> bool:
     return type(current) is type(value) and current == value
 
 
-def _format(sheet: Worksheet, count: int) -> None:
-    header_font = Font(bold=True, color="FFFFFF")
-    header_fill = PatternFill("solid", fgColor="1F4E78")
-    for cell in sheet[1]:
-        cell.font = header_font
-        cell.fill = header_fill
+def _style_header(cells: Iterable[Cell]) -> None:
+    font = Font(bold=True, color="FFFFFF")
+    fill = PatternFill("solid", fgColor="1F4E78")
+    for cell in cells:
+        cell.font = font
+        cell.fill = fill
         cell.alignment = Alignment(vertical="center")
+
+
+def _format(sheet: Any, count: int) -> None:
+    """The data sheet's layout: widths, frozen header, filter, drop-down, protection."""
     for i, width in enumerate(WIDTHS, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = width
     status_letter = get_column_letter(STATUS_INDEX + 1)
@@ -267,6 +311,11 @@ def save(book: Workbook) -> bytes:
     return buffer.getvalue()
 
 
-def render(loaded: LoadedWorkbook, rows: Iterable[SharedRow]) -> bytes:
+def render(loaded: LoadedWorkbook, rows: Iterable[SharedRow], *, keep_all: bool = False) -> bytes:
+    """The workbook holding ``rows``. When it has only our two sheets it is built afresh from
+    the template; otherwise (or with ``keep_all``, for the cell-by-cell guard of
+    status-update) the loaded workbook is changed in place, keeping everything else."""
+    if loaded.only_ours and not keep_all:
+        return create_workbook(loaded.sheet_name, rows)
     write_rows(loaded.book, loaded.sheet_name, rows)
     return save(loaded.book)

@@ -105,7 +105,7 @@ def status_update(run: Run, m: Municipality, edits: list[StatusEdit]) -> SiteOut
                 "run `agii-sync check` and tell AgII",
             )
 
-    outcome = run.update_workbook(m, make_plan, guard=guard, create_missing=False)
+    outcome = run.update_workbook(m, make_plan, guard=guard, create_missing=False, keep_all=True)
     if conflicts:
         outcome.details["conflicts"] = len(conflicts)
         outcome.details["conflict_rows"] = list(conflicts)
