@@ -163,13 +163,13 @@ def site_kind(url: str) -> SiteKind:
     if parts.scheme == "https" and parts.hostname:
         return "sharepoint"
     if parts.scheme == "http":
-        if _is_loopback(parts.hostname or ""):
+        if is_loopback(parts.hostname or ""):
             return "emulator"
         raise ValueError("plain http is only allowed for a loopback address (the emulator)")
     raise ValueError("site must start with https://, file: or http://127.0.0.1")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

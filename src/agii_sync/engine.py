@@ -19,7 +19,7 @@ from .audit import AuditTrail, audit_event, current_actor
 from .config import Config, Municipality
 from .domain.check import Finding, check_rows
 from .domain.plan import Plan
-from .errors import AgiiError, EtagConflict, ExitCode, LayoutError
+from .errors import AgiiError, EtagConflict, ExitCode, LayoutError, TemporaryFailure
 from .formats import workbook
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
@@ -170,9 +170,9 @@ class Run:
             outcome.written = True
             outcome.created = loaded is None
             return outcome
-        raise EtagConflict(
+        raise TemporaryFailure(
             f"{municipality.id}: the workbook kept changing while agii-sync wrote it "
-            f"({MAX_ATTEMPTS} attempts)",
+            f"({MAX_ATTEMPTS} attempts); nothing was written",
             hint="someone else is editing it; run again later",
         )
 

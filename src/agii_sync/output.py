@@ -45,11 +45,18 @@ class Output:
         sys.stdout.flush()
 
     def table(
-        self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]
+        self,
+        title: str | None,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[object]],
+        *,
+        no_wrap: Sequence[str] = ("Rij-ID",),
     ) -> None:
+        """A table on stdout; ``no_wrap`` columns (the Rij-ID) are never split, so they can be
+        copied whole."""
         table = Table(title=title, title_justify="left", header_style="bold")
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column in no_wrap)
         for row in rows:
             table.add_row(*(Text("" if v is None else str(v)) for v in row))
         self.out.print(table)

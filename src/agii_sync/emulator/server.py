@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import random
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from ..config import is_loopback
 from .api import (
     JSON_TYPE,
     UNSUPPORTED_CODE,
@@ -33,15 +33,6 @@ from .store import SiteStore, StoreError
 API_PREFIX = "/sites/"
 CONTROL_PREFIX = "/_emulator/"
 UNAUTHORIZED_CODE = "-2147024891, System.UnauthorizedAccessException"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass

@@ -193,7 +193,7 @@ def _decode(path: Path, data: bytes) -> str:
 
 
 def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
-    _refuse_zip_bomb(path, data)
+    refuse_zip_bomb(path, data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl's notes on unsupported extensions
@@ -216,7 +216,7 @@ def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
         ) from None
 
 
-def _refuse_zip_bomb(path: Path, data: bytes) -> None:
+def refuse_zip_bomb(path: Path, data: bytes) -> None:
     """Refuse, before parsing, an XLSX whose parts would unpack to more than the reader can
     hold: too large in all, or compressed far more than real spreadsheet XML is (the sizes
     are the zip's own; zipfile never unpacks more than a part declares)."""

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -25,7 +26,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
-from ..errors import LayoutError
+from ..errors import InputError, LayoutError
+from .export_reader import refuse_zip_bomb
 from .toelichting import TOELICHTING_SHEET, write_toelichting
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -125,6 +127,10 @@ def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
 
 
 def _open(content: bytes, *, read_only: bool = False) -> Workbook:
+    try:
+        refuse_zip_bomb(Path("the workbook on the site"), content)
+    except InputError as error:
+        raise LayoutError(error.message) from None
     try:
         return openpyxl.load_workbook(io.BytesIO(content), read_only=read_only, rich_text=False)
     except Exception as exc:  # noqa: BLE001 - a file from the site: any parser failure
