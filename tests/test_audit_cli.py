@@ -175,3 +175,45 @@ def test_reading_the_trail_writes_no_line_and_the_chain_continues(busy: Workspac
     assert busy.cli("check", "--site", SPL).exit_code == 0
     assert len(busy.audit_lines()) == count + 1
     assert busy.cli("audit", "verify").exit_code == 0
+
+
+def test_a_write_whose_run_died_before_its_audit_line_is_recorded_by_the_next_run(
+    workspace: Workspace,
+) -> None:
+    """Write-ahead: the note of a write in progress, left by a process that died, becomes an
+    ``interrupted`` audit line at the next run; a note whose writer still runs is left alone."""
+    from agii_sync.audit import AuditTrail
+
+    assert workspace.cli("push", str(workspace.export([person(1, 0)]))).exit_code == 0
+    trail = AuditTrail(workspace.root / "var" / "audit.jsonl")
+    died = trail.begin_write(
+        {
+            "actor": "user:x",
+            "command": "push",
+            "site": "genk",
+            "etag_before": None,
+            "etag_after": None,
+            "counts": {"added": 1},
+            "rows": [{"row_id": "ABCDE-12345", "reason": "added"}],
+        }
+    )
+    died.abandon()  # as the OS does when the process is killed
+    running = trail.begin_write(
+        {
+            "actor": "user:y",
+            "command": "push",
+            "site": "genk",
+            "etag_before": None,
+            "etag_after": None,
+            "counts": {},
+            "rows": [],
+        }
+    )
+    assert workspace.cli("check").exit_code == 0
+    interrupted = [line for line in workspace.audit_lines() if line.get("interrupted")]
+    assert [(line["actor"], line["rows"]) for line in interrupted] == [
+        ("user:x", [{"row_id": "ABCDE-12345", "reason": "added"}])
+    ]
+    assert running.path.exists()
+    running.done()
+    assert workspace.cli("audit", "verify").exit_code == 0

@@ -133,11 +133,12 @@ def kill_push(ws: Workspace, export: Path, *, at: float | None, after_temp: floa
 
 
 def audited(ws: Workspace) -> bool:
-    """Whether the audit trail has the write that produced the workbook now on disk. A kill
-    after the rename but before the audit line is appended leaves a write without its line:
-    the trail still verifies (the line is whole or absent), but it misses that write."""
+    """Whether the write that produced the workbook now on disk is accounted for: by its audit
+    line, or (killed between the rename and the audit line) by its write-ahead note, which the
+    next run appends as an ``interrupted`` line."""
     etag = content_etag(workbook_path(ws).read_bytes())
-    return any(line.get("etag_after") == etag for line in ws.audit_lines())
+    notes = list((ws.root / "var" / "audit.jsonl.pending").glob("*.json"))
+    return bool(notes) or any(line.get("etag_after") == etag for line in ws.audit_lines())
 
 
 def test_a_killed_push_leaves_the_old_or_the_new_workbook(
@@ -196,6 +197,7 @@ def test_a_killed_push_leaves_the_old_or_the_new_workbook(
     assert temp_files(workspace) == []
     assert workspace.cli("audit", "verify").exit_code == 0
     assert workspace.cli("check").exit_code == 0
+    assert not list((workspace.root / "var" / "audit.jsonl.pending").glob("*.json"))
     with capsys.disabled():
         print(
             f"\nkilled push of {PEOPLE} people ({full_run:.1f} s per run): "
@@ -206,6 +208,7 @@ def test_a_killed_push_leaves_the_old_or_the_new_workbook(
             + f"; writes that landed without their audit line {unaudited}"
         )
     assert {o[3] for o in outcomes} == {"old", "new"}, outcomes
+    assert unaudited == 0, "a write landed with neither an audit line nor a write-ahead note"
 
 
 def test_a_stale_temporary_file_is_removed_by_the_next_write_and_by_purge(

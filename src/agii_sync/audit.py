@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import socket
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +86,38 @@ class AuditTrail:
                 hint="another agii-sync process is writing it; run again",
             ) from None
 
+    @property
+    def pending_folder(self) -> Path:
+        return self.path.with_name(self.path.name + ".pending")
+
+    def begin_write(self, event: Mapping[str, Any]) -> PendingWrite:
+        """Write-ahead: note a site write before it happens, so a run killed between the write
+        and its audit line still leaves a trace that the next run turns into a line."""
+        return PendingWrite(self.pending_folder, event)
+
+    def recover_interrupted(self) -> int:
+        """Append the notes of writers that died (their lock is free) as audit lines marked
+        ``interrupted``: the write may or may not have landed. Returns how many."""
+        if not self.pending_folder.is_dir():
+            return 0
+        recovered = 0
+        for note in sorted(self.pending_folder.glob("*.json")):
+            lock = FileLock(str(note) + ".lock", is_singleton=False)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # its writer is still running
+            try:
+                if note.exists():
+                    event = json.loads(note.read_text(encoding="ascii"))
+                    self.append({**event, "interrupted": True})
+                    note.unlink()
+                    recovered += 1
+            finally:
+                lock.release()
+                Path(str(note) + ".lock").unlink(missing_ok=True)
+        return recovered
+
     def _append_locked(self, event: Mapping[str, Any]) -> dict[str, Any]:
         created = not self.path.exists()
         with open(self.path, "a+b") as file:
@@ -106,6 +139,31 @@ class AuditTrail:
         if created:
             _fsync_folder(self.path.parent)
         return record
+
+
+class PendingWrite:
+    """A write in progress: a note (the audit event, row IDs and counts only) held under an OS
+    lock that the operating system releases if the process dies."""
+
+    def __init__(self, folder: Path, event: Mapping[str, Any]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{uuid.uuid4().hex}.json"
+        self._lock = FileLock(str(self.path) + ".lock", is_singleton=False)
+        self._lock.acquire()
+        with open(self.path, "w", encoding="ascii") as file:
+            file.write(canonical_json(dict(event)))
+            file.flush()
+            os.fsync(file.fileno())
+
+    def done(self) -> None:
+        """The audit line is out (or nothing was written): forget the note."""
+        self.path.unlink(missing_ok=True)
+        self.abandon()
+        Path(str(self.path) + ".lock").unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """Keep the note for the next run to record, as if this process had died."""
+        self._lock.release()
 
 
 def _last_line(file: BinaryIO) -> tuple[bytes | None, bool]:

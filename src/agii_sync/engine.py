@@ -15,11 +15,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .audit import AuditTrail, audit_event, current_actor
+from .audit import AuditTrail, PendingWrite, audit_event, current_actor
 from .config import Config, Municipality
 from .domain.check import Finding, check_rows
 from .domain.plan import Plan
-from .errors import AgiiError, EtagConflict, ExitCode, LayoutError, TemporaryFailure
+from .errors import (
+    AgiiError,
+    EtagConflict,
+    ExitCode,
+    LayoutError,
+    TemporaryFailure,
+    WorkbookLocked,
+)
 from .formats import workbook
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
@@ -48,6 +55,7 @@ class SiteOutcome:
     versions_deleted: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     audited_rows: int | None = None  # rows read, for read-only commands
+    pending: PendingWrite | None = None  # the write-ahead note, until the audit line is out
 
     def fail(self, error: AgiiError) -> SiteOutcome:
         self.error = error
@@ -71,6 +79,7 @@ class Run:
         self.opener = self.opener or SiteOpener(self.config)
         self.audit = self.audit or AuditTrail(self.config.audit_log)
         self.actor = self.actor or current_actor(self.config)
+        self.audit.recover_interrupted()
 
     def site(self, municipality: Municipality) -> Site:
         assert self.opener is not None
@@ -108,26 +117,29 @@ class Run:
         return outcome
 
     def _audit(self, outcome: SiteOutcome) -> None:
-        plan = outcome.plan
+        assert self.audit is not None
+        event = self._event(outcome, outcome.plan, rows=outcome.written)
+        event["exit_code"] = int(outcome.exit_code)
+        if outcome.error is not None:
+            event["error"] = type(outcome.error).__name__
+        self.audit.append(event)
+        if outcome.pending is not None:
+            outcome.pending.done()
+
+    def _event(self, outcome: SiteOutcome, plan: Plan | None, *, rows: bool) -> dict[str, Any]:
         counts: dict[str, int] = dict(plan.counts()) if plan else {}
         if outcome.audited_rows is not None:
             counts["rows_read"] = outcome.audited_rows
         counts.update({k: v for k, v in outcome.details.items() if isinstance(v, int)})
-        rows = [(c.row_id, c.reason) for c in plan.changes] if plan and outcome.written else []
-        event = audit_event(
+        return audit_event(
             actor=self.actor,
             command=self.command + (" --dry-run" if self.dry_run else ""),
             site=outcome.site,
             etag_before=outcome.etag_before,
             etag_after=outcome.etag_after,
             counts=counts,
-            rows=rows,
+            rows=[(c.row_id, c.reason) for c in plan.changes] if plan and rows else [],
         )
-        event["exit_code"] = int(outcome.exit_code)
-        if outcome.error is not None:
-            event["error"] = type(outcome.error).__name__
-        assert self.audit is not None
-        self.audit.append(event)
 
     # -- the read → plan → write loop ---------------------------------------------------
 
@@ -160,21 +172,33 @@ class Run:
             content = self._render(loaded, plan, keep_all=keep_all)
             if guard is not None:
                 guard(snapshot.content, content, plan)
+            pending = self._begin_write(outcome, plan)
             try:
                 outcome.etag_after = site.write(content, snapshot.etag)
-            except EtagConflict:
+            except (EtagConflict, WorkbookLocked) as refused:
+                pending.done()  # refused: nothing was written
+                if isinstance(refused, WorkbookLocked):
+                    raise
                 log.info(
                     "site.conflict", extra={"fields": {"site": municipality.id, "attempt": attempt}}
                 )
                 continue
+            except BaseException:
+                pending.abandon()  # it may have landed: the next run records it as interrupted
+                raise
             outcome.written = True
             outcome.created = loaded is None
+            outcome.pending = pending
             return outcome
         raise TemporaryFailure(
             f"{municipality.id}: the workbook kept changing while agii-sync wrote it "
             f"({MAX_ATTEMPTS} attempts); nothing was written",
             hint="someone else is editing it; run again later",
         )
+
+    def _begin_write(self, outcome: SiteOutcome, plan: Plan) -> PendingWrite:
+        assert self.audit is not None
+        return self.audit.begin_write(self._event(outcome, plan, rows=True))
 
     def load(self, snapshot: Snapshot) -> workbook.LoadedWorkbook | None:
         if snapshot.content is None:
