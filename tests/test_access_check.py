@@ -22,11 +22,6 @@ pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect
 AccessWriter = Callable[..., None]
 
 
-@pytest.fixture
-def site_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 def user(name: str, domain: str) -> dict[str, str]:
     return {
         "type": "user",

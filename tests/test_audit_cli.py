@@ -15,11 +15,6 @@ SPL = SITES[0]
 both_kinds = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect=True)
 
 
-@pytest.fixture
-def site_kind(request: pytest.FixtureRequest) -> str:
-    return getattr(request, "param", "file")
-
-
 def run_every_command(workspace: Workspace) -> Workspace:
     """One of every command that reads or writes a site (and validate, which reads none)."""
     export = workspace.export([person(n, n % 3, attest_datum="2099-01-31") for n in range(1, 10)])

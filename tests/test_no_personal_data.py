@@ -31,11 +31,6 @@ LATER = date(2025, 11, 20)  # every attest of the export is then past its 6 mont
 pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect=True)
 
 
-@pytest.fixture
-def site_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @contextmanager
 def on(day: date) -> Iterator[None]:
     with time_machine.travel(datetime.combine(day, time(12)), tick=False):

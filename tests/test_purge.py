@@ -29,11 +29,6 @@ both_kinds = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect
 emulator_only = pytest.mark.parametrize("site_kind", ["emulator"], indirect=True)
 
 
-@pytest.fixture
-def site_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @contextmanager
 def on(day: date) -> Iterator[None]:
     """Run the block on ``day`` (at noon local time, the clock standing still)."""

@@ -20,11 +20,6 @@ SPL, MECHELEN, GENK = (m["id"] for m in MUNICIPALITIES)
 pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect=True)
 
 
-@pytest.fixture
-def site_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 def row_ids(ws: Workspace, site: str) -> list[str]:
     return [r["Rij-ID"] for r in ws.rows(site)]
 

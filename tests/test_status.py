@@ -26,11 +26,6 @@ pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect
 
 
 @pytest.fixture
-def site_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
 def pushed(workspace: Workspace) -> list[str]:
     """Four people on Sint-Pieters-Leeuw; returns their Rij-IDs in sheet order."""
     export = workspace.export([person(n, 0, attest_datum="2099-01-31") for n in range(1, 5)])
