@@ -95,6 +95,9 @@ def main_options(
     if log_format not in ("json", "text"):
         _usage_exit("--log-format must be json or text")
     from ..logs import configure_logging
+    from ..scratch import use_private_scratch
+
+    use_private_scratch()
 
     try:
         configure_logging(log_file, log_format, verbose, quiet)  # type: ignore[arg-type]
