@@ -41,3 +41,13 @@ def test_the_scratch_folder_of_a_killed_process_is_removed_at_the_next_start(
     living.mkdir()
     assert remove_stale(base) == [stale]
     assert not stale.exists() and living.exists()
+
+
+def test_folder_site_write_locks_are_shared_between_processes(workspace: Workspace) -> None:
+    """The per-process scratch folder must not hold the folder site's write lock."""
+    from agii_sync.scratch import SYSTEM_TEMP
+    from agii_sync.sites.local import _lock_path
+
+    use_private_scratch()
+    lock = _lock_path(workspace.root / "inburgeraars.xlsx")
+    assert lock.parent == SYSTEM_TEMP / "agii-sync-locks"

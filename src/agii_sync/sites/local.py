@@ -20,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import EtagConflict, TemporaryFailure, WorkbookLocked
+from ..scratch import SYSTEM_TEMP
 from .access_file import read_access_file
 from .base import AccessSnapshot, Snapshot
 
@@ -122,7 +123,7 @@ class LocalFolderSite:
 def _lock_path(workbook: Path) -> Path:
     """The write lock lives outside the site folder, which may be synced (OneDrive): it
     serialises writers on this machine; across machines the content-hash check still holds."""
-    folder = Path(tempfile.gettempdir()) / "agii-sync-locks"
+    folder = SYSTEM_TEMP / "agii-sync-locks"  # shared by all processes, unlike the scratch
     folder.mkdir(exist_ok=True)
     digest = hashlib.sha256(str(workbook.resolve()).encode()).hexdigest()[:32]
     return folder / f"{digest}.lock"
