@@ -21,7 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from .errors import AgiiError, UsageError
+from .errors import AgiiError
 
 PIPE_WIDTH = 160
 
@@ -102,16 +102,3 @@ class Output:
         )
         progress.add_task(description, total=None)
         return progress
-
-    def confirm(self, question: str, *, yes: bool) -> bool:
-        """Ask only on a terminal; without one, ``--yes`` is the only way to say yes."""
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError(f"{question} (no terminal to ask on)", hint="pass --yes")
-        answer = self.err.input(Text(f"{question} [y/N] "))
-        return answer.strip().lower() in ("y", "yes", "j", "ja")
-
-
-def style_for_code(code: int) -> str:
-    return {0: "green", 1: "yellow", 2: "red", 3: "magenta", 4: "red", 5: "red bold"}.get(code, "")

@@ -174,10 +174,6 @@ def _note(o: SiteOutcome) -> str:
     return "; ".join(notes)
 
 
-def exit_doc(code: ExitCode) -> dict[str, int]:
-    return {"exit_code": int(code)}
-
-
 # -- access-check ---------------------------------------------------------------------------
 
 ACCESS_COLUMNS = ("site", "code", "principal", "type", "roles", "via")

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Literal
 
 from .codes import ACTIVITY_STATUSES
-from .row import STATUS_COLUMN, SharedRow
+from .row import SharedRow
 
 Reason = Literal["added", "updated", "moved_away", "retention", "protocol_ended", "status_set"]
 OFF_LIST = "(buiten de lijst)"
@@ -154,17 +154,3 @@ def statuses_kept(before: Iterable[SharedRow], after: Iterable[SharedRow]) -> li
         for row in after
         if row.rij_id in old and old[row.rij_id] != row.status_activiteit
     ]
-
-
-__all__ = [
-    "STATUS_COLUMN",
-    "Change",
-    "Plan",
-    "Reason",
-    "changed_columns",
-    "past_retention",
-    "plan_purge",
-    "plan_push",
-    "plan_status",
-    "statuses_kept",
-]

@@ -13,15 +13,12 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import os
 import re
 import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import openpyxl
@@ -37,8 +34,6 @@ from ..domain.export import (
 from ..domain.problems import Problem, ProblemCode
 from ..errors import InputError
 
-PARALLEL_FROM_ROWS = 10**9
-MAX_WORKERS = 4
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -320,7 +315,7 @@ def _check_rows(path: Path, rows: list[tuple[int, Cells]], *, is_csv: bool) -> E
     header = rows[0][1]
     columns = _map_header(path, header, result)
     body = [(line, cells) for line, cells in rows[1:] if not _is_empty(cells)]
-    checked = _check_all(body, columns, is_csv=is_csv)
+    checked = _check_each(body, columns, is_csv)
     result.rows_read = len(checked)
     _reject_duplicate_dossiers(checked)
     for row in checked:
@@ -333,22 +328,7 @@ def _check_rows(path: Path, rows: list[tuple[int, Cells]], *, is_csv: bool) -> E
     return result
 
 
-def _check_all(
-    rows: list[tuple[int, Cells]], columns: list[str | None], *, is_csv: bool
-) -> list[_CheckedRow]:
-    """Validate every row; a big export is split over the CPU cores (phone and e-mail
-    validation dominate a push of thousands of people)."""
-    workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(rows) < PARALLEL_FROM_ROWS or workers < 2 or "fork" not in get_all_start_methods():
-        return _check_chunk(rows, columns, is_csv)
-    size = -(-len(rows) // workers)
-    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        parts = pool.map(_check_chunk, chunks, [columns] * len(chunks), [is_csv] * len(chunks))
-        return [row for part in parts for row in part]
-
-
-def _check_chunk(
+def _check_each(
     rows: list[tuple[int, Cells]], columns: list[str | None], is_csv: bool
 ) -> list[_CheckedRow]:
     return [_check_row(line, cells, columns, is_csv=is_csv) for line, cells in rows]

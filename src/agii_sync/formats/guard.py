@@ -24,14 +24,6 @@ def cells_outside_status(before: bytes, after: bytes, data_sheet: str) -> list[s
     ]
 
 
-def sheets_of(content: bytes) -> list[str]:
-    book = openpyxl.load_workbook(io.BytesIO(content), read_only=True)
-    try:
-        return list(book.sheetnames)
-    finally:
-        book.close()
-
-
 def _cells(content: bytes, data_sheet: str) -> Cells:
     book = openpyxl.load_workbook(io.BytesIO(content), read_only=True)
     cells: Cells = {}
