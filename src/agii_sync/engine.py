@@ -28,6 +28,7 @@ from .errors import (
     WorkbookLocked,
 )
 from .formats import workbook
+from .parallel import WorkbookProcesses, usable_cores
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
 
@@ -74,6 +75,7 @@ class Run:
     opener: SiteOpener | None = None
     audit: AuditTrail | None = None
     actor: str = ""
+    processes: WorkbookProcesses = field(default_factory=lambda: WorkbookProcesses(1))
 
     def __post_init__(self) -> None:
         self.opener = self.opener or SiteOpener(self.config)
@@ -92,8 +94,15 @@ class Run:
     ) -> list[SiteOutcome]:
         municipalities = list(municipalities)
         workers = max(1, min(self.config.agii.workers, len(municipalities)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="site") as pool:
-            return list(pool.map(lambda m: self._guarded(m, work), municipalities))
+        inline = self.processes
+        # The workbook work of the sites goes to one process per core; the threads wait on
+        # the network and on those processes.
+        with WorkbookProcesses(min(workers, usable_cores())) as self.processes:
+            try:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="site") as pool:
+                    return list(pool.map(lambda m: self._guarded(m, work), municipalities))
+            finally:
+                self.processes = inline
 
     def _guarded(
         self, municipality: Municipality, work: Callable[[Municipality], SiteOutcome]
@@ -203,14 +212,15 @@ class Run:
     def load(self, snapshot: Snapshot) -> workbook.LoadedWorkbook | None:
         if snapshot.content is None:
             return None
-        return workbook.load(snapshot.content, self.config.workbook.sheet)
+        return self.processes.call(workbook.load, snapshot.content, self.config.workbook.sheet)
 
     def _render(
         self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, keep_all: bool
     ) -> bytes:
         if loaded is None:
-            return workbook.create_workbook(self.config.workbook.sheet, plan.rows)
-        return workbook.render(loaded, plan.rows, keep_all=keep_all)
+            sheet = self.config.workbook.sheet
+            return self.processes.call(workbook.create_workbook, sheet, plan.rows)
+        return self.processes.call(workbook.render, loaded, plan.rows, keep_all=keep_all)
 
     def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:
         return check_rows(loaded.rows, self.today)

@@ -25,6 +25,17 @@ class AgiiError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Raised in a worker process and re-raised here: rebuilt as it was, hint included.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[AgiiError], args: tuple[object, ...], state: dict) -> AgiiError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(AgiiError):
     exit_code = ExitCode.USAGE

@@ -7,7 +7,8 @@
 
 Every push runs as ``agii-sync`` in its own process, which reports its peak RSS (VmHWM from
 /proc/self/status, else ru_maxrss) and that of its largest child (the export's rows are
-validated in forked workers from 4,000 rows on). Goal: peak RSS <= 500 MB.
+validated in a forked process from 64 KiB on, and with several sites the workbooks are parsed
+and written in one forked process per core). Goal: peak RSS <= 500 MB.
 
 Run: ``uv run python tests/benchmarks/bench_scale.py [--people 50000] [--sites 40]
 [--per-site 500] [--emulator]``.

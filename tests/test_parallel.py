@@ -1,0 +1,114 @@
+"""The workbook work of a run over several sites goes to forked worker processes (one per
+core); errors come back whole, a dead worker costs nothing, and a killed run leaves no worker
+behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pytest
+
+from agii_sync.config import load_config
+from agii_sync.domain.problems import Problem, ProblemCode
+from agii_sync.engine import Run, SiteOutcome
+from agii_sync.errors import DataRejected, ExitCode, LayoutError
+from agii_sync.parallel import WorkbookProcesses, usable_cores
+from fixtures.workspace import Workspace, person
+
+needs_two_cores = pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes")
+
+
+def raise_layout_error() -> None:
+    raise LayoutError("header cell B1 is changed", hint="restore it")
+
+
+PROBLEM = Problem.of(ProblemCode.INVALID_PHONE, line=3, column="telefoon")
+
+
+def raise_data_rejected() -> None:
+    raise DataRejected("1 line rejected", [PROBLEM])
+
+
+@needs_two_cores
+def test_calls_run_in_worker_processes_and_inline_with_one() -> None:
+    with WorkbookProcesses(2) as processes:
+        pids = {processes.call(os.getpid) for _ in range(8)}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    with WorkbookProcesses(1) as processes:
+        assert processes.call(os.getpid) == os.getpid()
+
+
+@needs_two_cores
+def test_errors_raised_in_a_worker_come_back_with_their_hint_and_exit_code() -> None:
+    with WorkbookProcesses(2) as processes:
+        with pytest.raises(LayoutError) as layout:
+            processes.call(raise_layout_error)
+        with pytest.raises(DataRejected) as rejected:
+            processes.call(raise_data_rejected)
+        assert processes.call(os.getpid) != os.getpid()  # came back whole: no worker broke
+    assert (layout.value.message, layout.value.hint) == ("header cell B1 is changed", "restore it")
+    assert layout.value.exit_code == ExitCode.SAFETY
+    assert rejected.value.problems == [PROBLEM]
+
+
+@needs_two_cores
+def test_a_dead_worker_means_the_work_is_done_in_the_run_itself() -> None:
+    with WorkbookProcesses(2) as processes:
+        for pid in {processes.call(os.getpid) for _ in range(8)}:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        assert processes.call(os.getpid) == os.getpid()
+        assert processes.call(sum, [1, 2, 3]) == 6
+
+
+KILLED_RUN = """
+import os, sys, time
+from agii_sync.parallel import WorkbookProcesses
+with WorkbookProcesses(2) as processes:
+    print(*{processes.call(os.getpid) for _ in range(8)}, flush=True)
+    time.sleep(60)
+"""
+
+
+@needs_two_cores
+def test_a_killed_run_leaves_no_worker_behind() -> None:
+    run = subprocess.Popen([sys.executable, "-c", KILLED_RUN], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    workers = [int(pid) for pid in run.stdout.readline().split()]
+    assert workers
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@needs_two_cores
+def test_a_run_over_several_sites_does_its_workbook_work_in_workers(workspace: Workspace) -> None:
+    workspace.cli("push", str(workspace.export([person(1, 0), person(2, 1)])))
+    run = Run(load_config(workspace.config_path), command="test", today=date.today())
+    seen: list[int] = []
+
+    def work(m):  # type: ignore[no-untyped-def]
+        seen.append(run.processes.call(os.getpid))
+        return SiteOutcome(m.id)
+
+    run.for_each_site(run.config.municipalities, work)
+    assert len(seen) == len(run.config.municipalities) >= 2
+    assert os.getpid() not in seen
+    assert run.processes.call(os.getpid) == os.getpid()  # after the run: inline again
