@@ -11,6 +11,7 @@ import msal
 import pytest
 import requests
 from keyring.backends import chainer, fail, null
+from typer.testing import CliRunner
 
 from agii_sync import auth
 from agii_sync.auth import (
@@ -25,6 +26,7 @@ from agii_sync.auth import (
     sharepoint_resource,
     store_secret,
 )
+from agii_sync.cli import app
 from agii_sync.config import AuthSection
 from agii_sync.errors import AuthFailure, ExitCode, SecretMissing, TemporaryFailure
 from fixtures.secrets import TEST_ROWKEY_SECRET, MemoryKeyring
@@ -161,6 +163,18 @@ def test_logout_removes_all_of_ours_and_nothing_else(memory_keyring: MemoryKeyri
     assert removed == ["rowkey-secret", "certificate-key", "token-cache"]
     assert memory_keyring.entries == {("other-tool", "token-cache"): "keep me"}
     assert logout() == []
+
+
+@pytest.mark.parametrize("secret, warned", [("kort-geheim", True), (TEST_ROWKEY_SECRET, False)])
+def test_login_warns_about_a_short_rowkey_secret_and_stores_it(
+    memory_keyring: MemoryKeyring, secret: str, warned: bool
+) -> None:
+    result = CliRunner().invoke(app, ["login", "--rowkey-secret-stdin"], input=secret + "\n")
+
+    assert result.exit_code == 0
+    assert ("fewer than 16 characters" in result.stderr) is warned
+    assert secret not in result.output
+    assert memory_keyring.get_password("agii-sync", "rowkey-secret") == secret
 
 
 # --- token caching -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "agii-sync"
 ROWKEY_ENV = "AGII_SYNC_ROWKEY_SECRET"
+ROWKEY_MIN_LENGTH = 16  # below this `login` warns: dossier numbers are few enough to try all
 CERT_KEY_ENV = "AGII_SYNC_CERT_KEY"
 ROWKEY_ENTRY = "rowkey-secret"
 CERT_KEY_ENTRY = "certificate-key"

@@ -109,6 +109,13 @@ def login(
         pem = _read_private_key(certificate_key) if certificate_key is not None else None
         secret = _read_rowkey_secret(state, rowkey_secret_stdin)
         if secret:
+            if len(secret) < auth.ROWKEY_MIN_LENGTH:
+                state.output.warn(
+                    f"the row-key secret has fewer than {auth.ROWKEY_MIN_LENGTH} characters: "
+                    "Rij-IDs made with a short secret can be linked back to dossier numbers "
+                    'by trying them all; use a long random one (e.g. `python3 -c "import '
+                    'secrets; print(secrets.token_urlsafe(32))"`)'
+                )
             auth.store_secret("rowkey-secret", secret)
             stored.append("row-key secret")
         if pem is not None:
