@@ -157,6 +157,33 @@ def test_foreign_postcode_reaches_no_workbook(workspace: Workspace) -> None:
         assert "Naamx0005q" not in names
 
 
+def test_rows_of_municipalities_not_in_the_config_are_skipped_not_judged(
+    workspace: Workspace,
+) -> None:
+    other = {"nis_code": "11002", "postcode": "2000", "gemeente": "Antwerpen"}
+    messy = person(2, 0, **other, email="geen-adres", status_mo="onbekend", telefoon="12")
+    twice = [person(3, 0, **other), person(3, 0, **other, naam="Anders")]  # their problem
+    export = workspace.export([person(1, 0), messy, *twice])
+    result = workspace.cli("--json", "push", str(export))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["export"]
+    assert summary["problems"] == [] and summary["skipped_other_nis"] == 3
+    assert [r["Naam"] for r in workspace.rows(SPL)] == ["Naamx0001q"]
+
+
+def test_a_dossier_number_shared_with_a_skipped_row_is_rejected(workspace: Workspace) -> None:
+    """The person may live in the other municipality: sharing them here could be wrong."""
+    elsewhere = person(1, 0, nis_code="11002", postcode="2000", gemeente="Antwerpen")
+    result = workspace.cli("--json", "push", str(workspace.export([person(1, 0), elsewhere])))
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["export"]["problems"]
+    assert [(p["line"], p["code"]) for p in problems] == [
+        (2, "duplicate_dossier"),
+        (3, "duplicate_dossier"),
+    ]
+    assert workspace.rows(SPL) == []
+
+
 def test_columns_outside_the_contract_never_reach_a_workbook(workspace: Workspace) -> None:
     row = person(1, 0) | {"rijksregisternummer": "85073003328", "opmerking_intern": "Geheimx"}
     result = workspace.cli("--json", "push", str(workspace.export([row])))

@@ -51,7 +51,7 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
 
     def work(state: State) -> ExitCode:
         config = state.config()
-        result = read_export(export)
+        result = read_export(export, only_nis={m.nis for m in config.municipalities})
         routing = route(result.records, config.municipalities)
         problems = sorted([*result.problems, *routing.problems], key=lambda p: p.line or 0)
         errors = [p for p in problems if p.severity == "error"]
@@ -61,7 +61,7 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
             "rows_read": result.rows_read,
             "valid": sum(per_site.values()),
             "rejected": len({p.line for p in errors}),
-            "skipped_other_nis": routing.skipped_other_nis,
+            "skipped_other_nis": result.skipped_other_nis + routing.skipped_other_nis,
             "unknown_columns": list(result.unknown_columns),
             "per_site": per_site,
         }

@@ -17,7 +17,7 @@ import re
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,7 @@ class ExportReadResult:
     unknown_columns: list[str] = field(default_factory=list)  # names only, never copied
     did_you_mean: dict[str, str] = field(default_factory=dict)  # unknown column → known name
     rows_read: int = 0
+    skipped_other_nis: int = 0  # rows of municipalities outside ``only_nis``: not validated
 
 
 @dataclass
@@ -74,12 +75,16 @@ class _CheckedRow:
     problems: list[Problem]
     nis: str | None
     dossier: str | None
+    skipped: bool = False
 
 
-def read_export(path: Path) -> ExportReadResult:
+def read_export(path: Path, only_nis: Collection[str] | None = None) -> ExportReadResult:
+    """Read and validate the export. With ``only_nis`` (the configured municipalities), a row
+    with a valid NIS code outside it is skipped and counted, not validated: another
+    municipality's data problems are not this run's."""
     data = _read_bytes(path)
     is_csv = not data.startswith(ZIP_MAGIC)
-    return _check_rows(path, _rows(path, data), is_csv=is_csv)
+    return _check_rows(path, _rows(path, data), is_csv=is_csv, only_nis=only_nis)
 
 
 def read_table(path: Path) -> list[tuple[int, Cells]]:
@@ -308,19 +313,27 @@ def _columns_hint() -> str:
 # --- rows ---
 
 
-def _check_rows(path: Path, rows: list[tuple[int, Cells]], *, is_csv: bool) -> ExportReadResult:
+def _check_rows(
+    path: Path,
+    rows: list[tuple[int, Cells]],
+    *,
+    is_csv: bool,
+    only_nis: Collection[str] | None = None,
+) -> ExportReadResult:
     result = ExportReadResult()
     if not rows:
         raise InputError(f"{path}: the file is empty", hint=FORMAT_HINT)
     header = rows[0][1]
     columns = _map_header(path, header, result)
     body = [(line, cells) for line, cells in rows[1:] if not _is_empty(cells)]
-    checked = _check_each(body, columns, is_csv)
+    checked = [_check_row(line, cells, columns, is_csv, only_nis) for line, cells in body]
     result.rows_read = len(checked)
     _reject_duplicate_dossiers(checked)
     for row in checked:
         result.problems.extend(row.problems)
-        if row.record is not None:
+        if row.skipped:
+            result.skipped_other_nis += 1
+        elif row.record is not None:
             result.records.append(row.record)
         elif row.nis and row.dossier:
             result.rejected.append((row.nis, row.dossier))
@@ -328,27 +341,32 @@ def _check_rows(path: Path, rows: list[tuple[int, Cells]], *, is_csv: bool) -> E
     return result
 
 
-def _check_each(
-    rows: list[tuple[int, Cells]], columns: list[str | None], is_csv: bool
-) -> list[_CheckedRow]:
-    return [_check_row(line, cells, columns, is_csv=is_csv) for line, cells in rows]
-
-
-def _check_row(line: int, cells: Cells, columns: list[str | None], *, is_csv: bool) -> _CheckedRow:
+def _check_row(
+    line: int,
+    cells: Cells,
+    columns: list[str | None],
+    is_csv: bool,
+    only_nis: Collection[str] | None,
+) -> _CheckedRow:
     raw = {column: cell for column, cell in zip(columns, cells, strict=False) if column}
+    nis, dossier = row_identity(raw)
+    if only_nis is not None and nis is not None and nis not in only_nis:
+        return _CheckedRow(line, None, [], nis, dossier, skipped=True)
     record, problems = validate_row(line, raw)
     if is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :]):
         problems.append(Problem.of(ProblemCode.EXTRA_FIELDS, line=line, column=None))
         record = None
-    nis, dossier = row_identity(raw)
     return _CheckedRow(line, record, problems, nis, dossier)
 
 
 def _reject_duplicate_dossiers(rows: list[_CheckedRow]) -> None:
-    """The tool cannot know which of two lines with one dossier number is right: neither."""
+    """The tool cannot know which of two lines with one dossier number is right: neither. A
+    skipped line counts too (the person may live in the other municipality), but a number
+    found only on skipped lines is another municipality's problem."""
     counts = Counter(row.dossier for row in rows if row.dossier)
+    ours = {row.dossier for row in rows if row.dossier and not row.skipped}
     for row in rows:
-        if row.dossier and counts[row.dossier] > 1:
+        if row.dossier in ours and counts[row.dossier] > 1:
             row.problems.append(
                 Problem.of(ProblemCode.DUPLICATE_DOSSIER, line=row.line, column="dossiernummer")
             )

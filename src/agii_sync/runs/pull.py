@@ -32,7 +32,7 @@ class PullReport:
 
 
 def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> PullReport:
-    result = read_export(export)
+    result = read_export(export, only_nis={m.nis for m in run.config.municipalities})
     secret = rowkey_secret()
     identities = [(r.nis_code, r.dossiernummer) for r in result.records] + list(result.rejected)
     report = PullReport()

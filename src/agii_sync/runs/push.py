@@ -22,7 +22,7 @@ from ..domain.routing import Routing, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import row_key
 from ..engine import Run, SiteOutcome, refuse_unwritable, worst
-from ..errors import ExitCode, InputError, SafetyStop
+from ..errors import ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
 from ..parallel import can_fork, forked_pool, usable_cores
 from .access import require_access
@@ -105,14 +105,14 @@ class ExportInBackground:
         self.config = config
         self.background = background and _worth_a_process(path)
         self._pool: ProcessPoolExecutor | None = None
-        self._future: Future[ExportReadResult | tuple[str, str | None]] | None = None
+        self._future: Future[ExportReadResult] | None = None
         self._prepared: PreparedExport | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> ExportInBackground:
         if self.background:
             self._pool = forked_pool(1)
-            self._future = self._pool.submit(_read_export_safely, self.path)
+            self._future = self._pool.submit(read_export, self.path, self._only_nis)
         else:
             self.prepared()  # an unreadable export fails before any site is read
         return self
@@ -129,11 +129,12 @@ class ExportInBackground:
 
     def _result(self) -> ExportReadResult:
         if self._future is None:
-            return read_export(self.path)
-        outcome = self._future.result()
-        if isinstance(outcome, tuple):
-            raise InputError(outcome[0], hint=outcome[1])
-        return outcome
+            return read_export(self.path, self._only_nis)
+        return self._future.result()  # an InputError in the child is raised here, hint and all
+
+    @property
+    def _only_nis(self) -> frozenset[str]:
+        return frozenset(m.nis for m in self.config.municipalities)
 
     def _prepare(self, result: ExportReadResult) -> PreparedExport:
         routing = route(result.records, self.config.municipalities)
@@ -142,7 +143,7 @@ class ExportInBackground:
             valid=sum(len(v) for v in routing.by_site.values()),
             problems=sorted([*result.problems, *routing.problems], key=_problem_order),
             unknown_columns=list(result.unknown_columns),
-            skipped_other_nis=routing.skipped_other_nis,
+            skipped_other_nis=result.skipped_other_nis + routing.skipped_other_nis,
         )
         return PreparedExport(summary, routing, [*result.rejected, *routing.rejected])
 
@@ -156,15 +157,6 @@ def _worth_a_process(path: Path) -> bool:
     except OSError:
         return False  # read_export will say what is wrong
     return big and usable_cores() > 1 and can_fork()
-
-
-def _read_export_safely(path: Path) -> ExportReadResult | tuple[str, str | None]:
-    """In the child: an InputError travels back as (message, hint); anything else is a bug
-    and is re-raised in the parent by the future."""
-    try:
-        return read_export(path)
-    except InputError as error:
-        return error.message, error.hint
 
 
 def _problem_order(problem: Problem) -> tuple[int, str]:
