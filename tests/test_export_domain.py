@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pycountry
 import pytest
 
-from agii_sync.domain.codes import DUTCH_UNKNOWN, StatusMO
+from agii_sync.domain.codes import DUTCH_UNKNOWN, LANGUAGE_ALIASES, LANGUAGE_NAMES_NL, StatusMO
 from agii_sync.domain.export import (
     EXPORT_COLUMNS,
     ExportRecord,
@@ -253,6 +254,29 @@ def test_email_is_normalised() -> None:
         ("Dari", "prs", "Dari (PRS)"),
         ("prs", "prs", "Dari (PRS)"),
         ("Arabic", "ara", "Arabisch (ARA)"),
+        # pycountry has no Dutch name, or an awkward one: ours
+        ("gre", "ell", "Grieks (ELL)"),
+        ("Grieks", "ell", "Grieks (ELL)"),
+        ("som", "som", "Somalisch (SOM)"),
+        ("Somalisch", "som", "Somalisch (SOM)"),
+        ("slk", "slk", "Slowaaks (SLK)"),
+        ("Slovaaks", "slk", "Slowaaks (SLK)"),
+        ("Wit-Russisch", "bel", "Wit-Russisch (BEL)"),
+        ("Belarussisch", "bel", "Wit-Russisch (BEL)"),
+        ("kmr", "kmr", "Kurmanji (KMR)"),
+        ("apc", "apc", "Levantijns Arabisch (APC)"),
+        ("swa", "swa", "Swahili (SWA)"),
+        ("Swahili", "swa", "Swahili (SWA)"),
+        ("nep", "nep", "Nepalees (NEP)"),
+        ("Farsi", "fas", "Perzisch (FAS)"),
+        ("Pasjtoe", "pus", "Pasjtoe (PUS)"),
+        ("ber", "ber", "Berbers (BER)"),
+        ("Berbers", "ber", "Berbers (BER)"),
+        ("Tamazight", "tzm", "Tamazight (TZM)"),
+        ("rif", "rif", "Tarifit (RIF)"),
+        ("Luxemburgs", "ltz", "Luxemburgs (LTZ)"),
+        ("Punjabi", "pan", "Punjabi (PAN)"),
+        ("Bengali", "ben", "Bengaals (BEN)"),
     ],
 )
 def test_contact_language(text: str, code: str, display: str) -> None:
@@ -262,9 +286,15 @@ def test_contact_language(text: str, code: str, display: str) -> None:
 
 
 def test_language_without_dutch_name_shows_english() -> None:
-    code = language_code("Northern Kurdish")
-    assert code == "kmr"
-    assert record_of(contacttaal="kmr").contacttaal_display == "Northern Kurdish (KMR)"
+    assert language_code("Northern Kurdish") == "kmr"  # English names are accepted too
+    assert record_of(contacttaal="sme").contacttaal_display == "Northern Sami (SME)"
+
+
+def test_every_dutch_name_of_ours_is_one_name_and_reads_back() -> None:
+    for code, name in LANGUAGE_NAMES_NL.items():
+        assert "," not in name and ";" not in name and "macrolanguage" not in name
+        assert code == "ber" or pycountry.languages.get(alpha_3=code) is not None, code
+        assert language_code(name) in {code, *LANGUAGE_ALIASES.values()}, name
 
 
 @pytest.mark.parametrize(

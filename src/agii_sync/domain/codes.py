@@ -53,3 +53,64 @@ FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 
 # Separators between interests in the export (CONTRACT §3).
 INTEREST_SEPARATORS: tuple[str, ...] = (";", ",", "|")
+
+# Contact languages (CONTRACT §3, §4): the workbook shows the Dutch name and the ISO 639 code.
+# pycountry's Dutch names cover the common languages; these fill its gaps and replace awkward
+# ones (English names, several names in one, "(macrolanguage)") for languages newcomers in
+# Flanders often speak. Each name is also accepted in the export.
+LANGUAGE_NAMES_NL: dict[str, str] = {
+    "acm": "Iraaks Arabisch",
+    "aeb": "Tunesisch Arabisch",
+    "aii": "Assyrisch",
+    "apc": "Levantijns Arabisch",
+    "apd": "Soedanees Arabisch",
+    "arq": "Algerijns Arabisch",
+    "ber": "Berbers",  # ISO 639-2 collective code: what many exports use for Amazigh
+    "bel": "Wit-Russisch",
+    "ckb": "Sorani",
+    "cmn": "Mandarijn",
+    "ell": "Grieks",
+    "est": "Estisch",
+    "ful": "Fula",
+    "fry": "Fries",
+    "kab": "Kabylisch",
+    "kmr": "Kurmanji",
+    "lug": "Luganda",
+    "ltz": "Luxemburgs",
+    "msa": "Maleis",
+    "nep": "Nepalees",
+    "pan": "Punjabi",
+    "pbu": "Pasjtoe",
+    "pes": "Perzisch",
+    "pus": "Pasjtoe",
+    "rif": "Tarifit",
+    "run": "Kirundi",
+    "shi": "Tashelhit",
+    "sin": "Singalees",
+    "slk": "Slowaaks",
+    "som": "Somalisch",
+    "swa": "Swahili",
+    "swh": "Swahili",
+    "tzm": "Tamazight",
+    "uig": "Oeigoers",
+    "uzn": "Oezbeeks",
+    "yue": "Kantonees",
+    "zgh": "Standaard-Marokkaans Tamazight",
+}
+
+# Other names people write for a language (casefolded), accepted in the export only; where
+# a name fits a macrolanguage and one of its members, it means the macrolanguage.
+LANGUAGE_ALIASES: dict[str, str] = {
+    "amazigh": "ber",
+    "belarussisch": "bel",
+    "bengali": "ben",
+    "farsi": "fas",
+    "fulfulde": "ful",
+    "koerdisch": "kur",
+    "pashto": "pus",
+    "pasjto": "pus",
+    "pasjtoe": "pus",
+    "perzisch": "fas",
+    "riffijns": "rif",
+    "swahili": "swa",
+}

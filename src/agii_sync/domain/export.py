@@ -25,6 +25,8 @@ from .codes import (
     FORMULA_PREFIXES,
     INTEREST_SEPARATORS,
     INTERESTS,
+    LANGUAGE_ALIASES,
+    LANGUAGE_NAMES_NL,
     NO_INTEREST,
     StatusMO,
 )
@@ -346,6 +348,8 @@ def language_code(text: str) -> str | None:
     English) language name, case-insensitively; None when unknown or ambiguous."""
     key = " ".join(text.split()).casefold()
     if len(key) == 3 and key.isascii() and key.isalpha():
+        if key in LANGUAGE_NAMES_NL:
+            return key
         language = pycountry.languages.get(alpha_3=key) or pycountry.languages.get(
             bibliographic=key
         )
@@ -355,10 +359,24 @@ def language_code(text: str) -> str | None:
 
 
 def language_display(code: str) -> str:
-    """``Arabisch (ARA)``: the Dutch name (English when pycountry has no Dutch one) and code."""
+    """``Arabisch (ARA)``: the Dutch name (English when there is no Dutch one) and code."""
+    return f"{_dutch_name(code)} ({code.upper()})"
+
+
+def _dutch_name(code: str) -> str:
+    if code in LANGUAGE_NAMES_NL:
+        return LANGUAGE_NAMES_NL[code]
     language = pycountry.languages.get(alpha_3=code)
-    name = _dutch().gettext(language.name) if language is not None else code
-    return f"{name} ({code.upper()})"
+    if language is None:
+        return code
+    return _one_name(_dutch().gettext(language.name))
+
+
+def _one_name(names: str) -> str:
+    """The first of ``Slovaaks, Slowaaks`` or ``Wit-Russisch; Belarussisch``, without a
+    ``(macrolanguage)`` note."""
+    first = re.split(r"[;,] ", names, maxsplit=1)[0]
+    return first.removesuffix(" (macrolanguage)")
 
 
 def interest_code(token: str) -> int | None:
@@ -382,11 +400,18 @@ def _dutch() -> gettext.NullTranslations:
 
 @cache
 def _codes_by_name(*, dutch: bool) -> dict[str, str]:
-    """Name (casefolded) → 639-3 code; a name shared by several languages is left out."""
+    """Name (casefolded) → 639-3 code, from every name a language goes by in that language
+    list; a name shared by several languages is left out."""
     found: dict[str, set[str]] = {}
     for language in pycountry.languages:
-        name = _dutch().gettext(language.name) if dutch else language.name
-        found.setdefault(name.casefold(), set()).add(language.alpha_3)
+        names = _dutch().gettext(language.name) if dutch else language.name
+        for name in {names, *re.split(r"[;,] ", names)}:
+            found.setdefault(name.casefold(), set()).add(language.alpha_3)
+    if dutch:
+        for code, name in LANGUAGE_NAMES_NL.items():
+            found[name.casefold()] = {code}
+        for alias, code in LANGUAGE_ALIASES.items():
+            found[alias] = {code}
     return {name: codes.pop() for name, codes in found.items() if len(codes) == 1}
 
 
