@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,27 @@ def test_unreadable_export_is_one_line_and_exit_1(
         if (workspace.root / "sites").exists()
         else True
     )
+
+
+def test_a_missing_export_is_a_usage_error(workspace: Workspace) -> None:
+    for command in ("validate", "push"):
+        for path in (workspace.root / "nope.csv", workspace.root):
+            result = workspace.cli("--json", command, str(path))
+            assert result.exit_code == 2, result.output
+            assert json.loads(result.stdout)["error"]["type"] == "UsageError"
+
+
+CLI = [sys.executable, "-c", "from agii_sync.cli import main; main()"]
+
+
+@pytest.mark.parametrize("args", [["push"], ["push", "--bogus", "x.csv"], ["bogus"], []], ids=str)
+def test_usage_errors_exit_2_and_give_a_json_document_with_json(args: list[str]) -> None:
+    plain = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 2 and "Usage:" in plain.stderr
+    as_json = subprocess.run([*CLI, "--json", *args], capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 2 and "Usage:" in as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["exit_code"] == 2 and doc["error"]["type"] == "UsageError"
 
 
 def test_validate_reports_rows_without_values_and_writes_nothing(workspace: Workspace) -> None:

@@ -179,11 +179,26 @@ def _where(exc: BaseException) -> str:
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:  # a usage error: unknown option, missing argument
+        _report_usage_error(error, json_mode="--json" in sys.argv[1:])
+        sys.exit(ExitCode.USAGE)
+    except typer.Abort:
+        Output().failure("interrupted")
+        sys.exit(ExitCode.TEMPORARY)
     except Exception as exc:  # noqa: BLE001 - outside a command's execute(): no traceback either
         Output().failure(_crash_line(exc))
         sys.exit(ExitCode.SAFETY)
-    sys.exit(0)
+    sys.exit(code or 0)
+
+
+def _report_usage_error(error: Any, *, json_mode: bool) -> None:
+    """Click's own message on stderr; with --json also the error document on stdout."""
+    if json_mode:
+        hint = "see `agii-sync --help`"
+        doc = {"type": "UsageError", "message": error.format_message(), "hint": hint}
+        Output(json_mode=True).document({"exit_code": int(ExitCode.USAGE), "error": doc})
+    error.show()
 
 
 from . import access, admin, municipality, sync  # noqa: E402, F401 - registers the commands

@@ -1,7 +1,7 @@
 """Read the AgII export (CONTRACT §3): CSV or XLSX in, validated records and Problems out.
 
 The format is decided by content, not by extension. A file that cannot be read at all raises
-InputError; anything wrong inside a row is a Problem. Neither ever quotes a cell value, and
+InputError (a path that is missing or a folder: UsageError); anything wrong inside a row is a Problem. Neither ever quotes a cell value, and
 a header cell is only named when it is one of our own column names.
 
 Line numbers count as a person does: the header is line 1. In a CSV a line is a record, so a
@@ -32,7 +32,7 @@ from ..domain.export import (
     validate_row,
 )
 from ..domain.problems import Problem, ProblemCode
-from ..errors import InputError
+from ..errors import InputError, UsageError
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
@@ -106,7 +106,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+        raise UsageError(f"{path}: file not found", hint="check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: a folder, not a file", hint="give the export file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     if not data.strip():
