@@ -233,6 +233,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(workspace: Workspace) -> Non
     result = workspace.cli("push", str(export), "--dry-run", "--site", SPL)
     assert result.exit_code == 0
     assert "updated (Adres)" in result.stdout and "added" in result.stdout
+    assert "would change" in result.stdout  # not "unchanged"
     assert workspace.site(SPL).read() == before
 
 

@@ -152,6 +152,8 @@ def _result(o: SiteOutcome) -> str:
         return f"{len(o.findings)} finding(s)"
     if o.written:
         return "created" if o.created else "written"
+    if o.plan is not None and not o.plan.is_empty:
+        return "would change"  # --dry-run: planned, not written
     return "unchanged"
 
 
