@@ -104,6 +104,18 @@ def test_missing_secret_names_variable_and_login(
     assert caught.value.exit_code == ExitCode.USAGE
 
 
+@pytest.mark.parametrize("blank", [" ", "\t\n"])
+def test_a_blank_secret_is_no_secret(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    monkeypatch.setenv("AGII_SYNC_ROWKEY_SECRET", blank)
+    with pytest.raises(SecretMissing):
+        rowkey_secret()
+    memory_keyring.set_password("agii-sync", "rowkey-secret", blank)
+    with pytest.raises(SecretMissing):
+        rowkey_secret()
+
+
 def test_no_keyring_backend_gives_a_clear_message(no_keyring: None) -> None:
     with pytest.raises(SecretMissing) as caught:
         rowkey_secret()

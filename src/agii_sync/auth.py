@@ -76,7 +76,7 @@ def certificate_key() -> str:
 
 def _read_secret(secret: _Secret) -> str:
     value = os.environ.get(secret.env)
-    if value:
+    if value and not value.isspace():  # blank is not set (the value itself is used as is)
         return value
     try:
         value = _keyring_get(secret.entry)
@@ -86,7 +86,7 @@ def _read_secret(secret: _Secret) -> str:
             "environment, or run `agii-sync login` on a machine with a keyring",
             hint="for cron, load the variable from a file only that account can read",
         ) from None
-    if not value:
+    if not value or value.isspace():
         raise SecretMissing(
             f"the {secret.label} is not set: set {secret.env} or run `agii-sync login`",
             hint=f"`agii-sync login` stores it in the OS keyring (service {SERVICE!r})",
