@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from agii_sync.demo_data import write_export
 from agii_sync.domain.export import EXPORT_COLUMNS
 from agii_sync.domain.problems import ProblemCode, message_for
-from agii_sync.errors import InputError
+from agii_sync.errors import InputError, UsageError
 from agii_sync.formats.export_reader import ExportReadResult, header_key, read_export, read_table
 
 
@@ -135,6 +135,16 @@ def test_unknown_columns_are_named_and_never_copied(tmp_path: Path) -> None:
     assert result.unknown_columns == ["rijksregisternummer", "opmerking_intern"]
     dumped = str(result.records[0].model_dump())
     assert "geheimx" not in dumped and "85.07.30" not in dumped
+
+
+def test_data_under_an_empty_header_is_named_by_position_and_never_copied(
+    tmp_path: Path,
+) -> None:
+    rows = [person(1, opmerking="geheimx"), person(2, opmerking="")]
+    header = [*list(rows[0])[:-1], ""]
+    result = read_export(write_csv_text(tmp_path / "e.csv", csv_text(rows, header=header)))
+    assert result.unknown_columns == [f"(column {len(header)}, no header)"]
+    assert len(result.records) == 2 and "geheimx" not in str(result.records[0].model_dump())
 
 
 def test_misspelled_optional_column_gets_a_suggestion(tmp_path: Path) -> None:
@@ -334,8 +344,10 @@ def test_unreadable_files(tmp_path: Path, content: bytes, expected: str) -> None
     assert expected in input_error(path).message
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    assert "not found" in input_error(tmp_path / "nope.csv").message
+def test_a_missing_file_or_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    for path, fragment in ((tmp_path / "nope.csv", "not found"), (tmp_path, "a folder")):
+        with pytest.raises(UsageError, match=fragment):
+            read_export(path)
 
 
 def test_read_table_returns_raw_rows(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Read the AgII export (CONTRACT §3): CSV or XLSX in, validated records and Problems out.
 
 The format is decided by content, not by extension. A file that cannot be read at all raises
-InputError (a path that is missing or a folder: UsageError); anything wrong inside a row is a Problem. Neither ever quotes a cell value, and
+InputError (a path that is missing or a folder: UsageError); anything wrong inside a row is a
+Problem. Neither ever quotes a cell value, and
 a header cell is only named when it is one of our own column names.
 
 Line numbers count as a person does: the header is line 1. In a CSV a line is a record, so a
@@ -328,6 +329,7 @@ def _check_rows(
     header = rows[0][1]
     columns = _map_header(path, header, result)
     body = [(line, cells) for line, cells in rows[1:] if not _is_empty(cells)]
+    result.unknown_columns += _unnamed_columns_with_data(header, body, is_csv=is_csv)
     checked = [_check_row(line, cells, columns, is_csv, only_nis) for line, cells in body]
     result.rows_read = len(checked)
     _reject_duplicate_dossiers(checked)
@@ -341,6 +343,21 @@ def _check_rows(
             result.rejected.append((row.nis, row.dossier))
     result.rejected = list(dict.fromkeys(result.rejected))
     return result
+
+
+def _unnamed_columns_with_data(
+    header: Cells, body: list[tuple[int, Cells]], *, is_csv: bool
+) -> list[str]:
+    """Columns that hold data under an empty header cell (never copied, but named: someone
+    may think they are). In a CSV, cells past the header are an ``extra_fields`` problem."""
+    unnamed = {p for p, cell in enumerate(header) if not header_key(cell_text(cell))}
+    found: set[int] = set()
+    for _, cells in body:
+        beyond = range(len(header), len(cells)) if not is_csv else range(0)
+        for position in (*unnamed, *beyond):
+            if position < len(cells) and cell_text(cells[position]).strip():
+                found.add(position)
+    return [f"(column {position + 1}, no header)" for position in sorted(found)]
 
 
 def _check_row(
