@@ -84,6 +84,8 @@ def test_from_file_sets_many_and_dry_run_shows_old_to_new(
         ("{id};Activiteit gestrat", "unknown_status"),
         ("ZZZZZ-ZZZZZ;Gecontacteerd", "unknown_row_id"),
         ("{id};Gecontacteerd", "duplicate_row_id"),
+        ("Jan Peeters;Gecontacteerd", "invalid_row_id"),
+        ("{id};", "missing_value"),  # an empty cell does not clear: 'leeg' does
     ],
 )
 def test_an_invalid_line_leaves_the_workbook_byte_identical(
@@ -102,6 +104,32 @@ def test_an_invalid_line_leaves_the_workbook_byte_identical(
     problems = doc.get("problems") or doc["sites"][0]["error"]["problems"]
     assert code in [p["code"] for p in problems]
     assert workspace.site(SPL).read() == before
+
+
+def test_every_bad_line_is_listed_at_once_and_no_name_is_repeated(
+    workspace: Workspace, pushed: list[str]
+) -> None:
+    updates = workspace.root / "updates.csv"
+    updates.write_text(
+        "Rij-ID;Status activiteit\n"
+        f"{pushed[0]};Activiteit gestrat\nZZZZZ-ZZZZZ;Gecontacteerd\n"
+        "Sofie De Smet;Gecontacteerd\n",
+        encoding="utf-8",
+    )
+    result = workspace.cli("--json", "status-update", "--site", SPL, "--from", str(updates))
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["line"], p["code"]) for p in problems] == [
+        (2, "unknown_status"),
+        (3, "unknown_row_id"),
+        (4, "invalid_row_id"),
+    ]
+    plain = workspace.cli("status-update", "--site", SPL, "Sofie De Smet", "Gecontacteerd")
+    assert plain.exit_code == 1 and "not a Rij-ID" in plain.output
+    for text in (result.output, plain.output):
+        assert "sofie" not in text.casefold()
+    for log in workspace.root.rglob("*.jsonl"):
+        assert "sofie" not in log.read_text().casefold()
 
 
 def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> None:

@@ -45,13 +45,15 @@ def status_update(
     def work(state: State) -> ExitCode:
         raw = _status_lines(row_id, status, from_file)
         edits, problems = parse_edits(raw)
-        if problems:
-            raise DataRejected(f"{len(problems)} problem(s); nothing was written", problems)
         config = state.config()
         m = config.by_id(site)
         run = Run(config, "status-update", state.today(), dry_run=dry_run)
         with run_lock(config.lock_file):
-            outcomes = run.for_each_site([m], lambda mm: run_status_update(run, mm, edits))
+            outcomes = run.for_each_site(
+                [m], lambda mm: run_status_update(run, mm, edits, problems)
+            )
+        if isinstance(outcomes[0].error, DataRejected):
+            raise outcomes[0].error  # the lines are wrong, not the site: one error document
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
         return render.sites(state.output, "status-update", outcomes, show_changes=True)

@@ -9,17 +9,20 @@ else set meanwhile to a third value is a conflict, reported and left alone.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.plan import Plan, plan_status
 from ..domain.problems import Problem, ProblemCode, Severity
+from ..domain.row import ROW_ID_PATTERN
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import DataRejected, SafetyStop, UsageError
 from ..formats.guard import cells_outside_status
 
 CLEAR_WORDS = frozenset({"", "leeg", "(leeg)"})
+EMPTY_IN_FILE = "empty; write 'leeg' to clear a status"
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,25 @@ def suggest_status(text: str) -> str | None:
 
 
 def parse_edits(raw: list[tuple[int | None, str, str]]) -> tuple[list[StatusEdit], list[Problem]]:
-    """Validate (line, row_id, status) triples: known status, each row ID once."""
+    """Validate (line, row_id, status) triples: a Rij-ID, a known status, each row ID once. In
+    a file (line is not None) an empty status cell is a problem: clearing takes 'leeg'. What
+    is not a Rij-ID is never repeated in a message (it may be a name typed in that column)."""
     edits, problems, seen = [], [], {}
     for line, row_id, status in raw:
         row_id = row_id.strip().upper()
         matched = match_status(status)
         if not row_id:
             problems.append(_problem(line, "Rij-ID", ProblemCode.MISSING_VALUE, "empty"))
-        if matched is None:
+        elif not re.fullmatch(ROW_ID_PATTERN, row_id):
+            message = "not a Rij-ID (five and five letters/digits, e.g. 7K3QZ-M9X2A)"
+            problems.append(_problem(line, "Rij-ID", "invalid_row_id", message))
+            row_id = ""
+        if line is not None and not status.strip():
+            problems.append(
+                _problem(line, "Status activiteit", ProblemCode.MISSING_VALUE, EMPTY_IN_FILE)
+            )
+            matched = None
+        elif matched is None:
             hint = suggest_status(status)
             message = "not in the list of statuses" + (f"; did you mean {hint!r}?" if hint else "")
             problems.append(_problem(line, "Status activiteit", "unknown_status", message))
@@ -62,7 +76,8 @@ def parse_edits(raw: list[tuple[int | None, str, str]]) -> tuple[list[StatusEdit
             problems.append(
                 _problem(line, "Rij-ID", "duplicate_row_id", f"also on line {seen[row_id]}")
             )
-        seen.setdefault(row_id, line)
+        if row_id:
+            seen.setdefault(row_id, line)
         if row_id and matched is not None:
             edits.append(StatusEdit(line, row_id, matched))
     return edits, problems
@@ -72,7 +87,12 @@ def _problem(line: int | None, column: str, code: str, message: str) -> Problem:
     return Problem(line=line, column=column, code=code, message=message, severity=Severity.ERROR)
 
 
-def status_update(run: Run, m: Municipality, edits: list[StatusEdit]) -> SiteOutcome:
+def status_update(
+    run: Run, m: Municipality, edits: list[StatusEdit], problems: list[Problem] | None = None
+) -> SiteOutcome:
+    """Apply ``edits``. ``problems`` found in the input are reported together with the edits'
+    row IDs that are not in the workbook, so one attempt lists everything; nothing is written
+    if there are any."""
     base: dict[str, str] = {}
     conflicts: list[str] = []
 
@@ -82,7 +102,7 @@ def status_update(run: Run, m: Municipality, edits: list[StatusEdit]) -> SiteOut
         refuse_unwritable(loaded, run.today)
         current = {row.rij_id: row.status_activiteit for row in loaded.shared_rows}
         if not base:
-            _refuse_unknown_rows(edits, current)
+            _refuse_bad_lines(edits, problems or [], current)
             base.update(current)
         conflicts.clear()
         wanted = {}
@@ -119,14 +139,16 @@ def status_update(run: Run, m: Municipality, edits: list[StatusEdit]) -> SiteOut
     return outcome
 
 
-def _refuse_unknown_rows(edits: list[StatusEdit], current: dict[str, str]) -> None:
-    problems = [
+def _refuse_bad_lines(
+    edits: list[StatusEdit], problems: list[Problem], current: dict[str, str]
+) -> None:
+    unknown = [
         _problem(e.line, "Rij-ID", "unknown_row_id", f"{e.row_id} is not on this site")
         for e in edits
         if e.row_id not in current
     ]
-    if problems:
+    everything = sorted([*problems, *unknown], key=lambda p: (p.line or 0, p.column or ""))
+    if everything:
         raise DataRejected(
-            f"{len(problems)} line(s) name a Rij-ID that is not in the workbook; nothing written",
-            problems,
+            f"{len(everything)} problem(s) in the status lines; nothing was written", everything
         )
