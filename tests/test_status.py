@@ -255,6 +255,22 @@ def test_pull_status_brings_statuses_back_by_dossier(workspace: Workspace) -> No
     assert "A7000001" not in result.stdout and "bellen" not in result.stdout
 
 
+def test_csv_for_spreadsheets_never_holds_a_formula(workspace: Workspace) -> None:
+    people = [person(1, 0, naam="=HYPERLINK(1)", attest_datum="2099-01-31")]
+    export = workspace.export(people)
+    workspace.cli("push", str(export))
+    row_id = workspace.rows(SPL)[0]["Rij-ID"]
+    workspace.set_status_by_hand(SPL, row_id, "@SUM(1+1)")
+    listed = workspace.cli("list", "--site", SPL, "--format", "csv")
+    person_row = next(csv.DictReader(io.StringIO(listed.stdout)))
+    assert person_row["Naam"] == "'=HYPERLINK(1)"
+    assert person_row["Telefoon"] == "'+32 470 00 00 01"  # a leading + is a formula too
+    assert person_row["Status activiteit"] == "'@SUM(1+1)"
+    out = workspace.root / "status.csv"
+    workspace.cli("pull-status", str(export), "--out", str(out), "--site", SPL)
+    assert next(csv.DictReader(out.open(encoding="utf-8")))["status_activiteit"] == "'@SUM(1+1)"
+
+
 def test_rows_without_export_match_are_counted(workspace: Workspace) -> None:
     workspace.cli("push", str(workspace.export([person(1, 0), person(2, 0), person(3, 0)])))
     partial = workspace.export([person(1, 0)], name="partial.csv")

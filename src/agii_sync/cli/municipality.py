@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +10,7 @@ import typer
 from ..domain.row import COLUMNS
 from ..engine import Run, worst
 from ..errors import DataRejected, ExitCode, UsageError
+from ..formats.csv_out import csv_text
 from ..formats.status_file import read_status_file
 from ..runlock import run_lock
 from ..runs.listing import ListFilter, list_site
@@ -127,11 +126,7 @@ def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-unty
             }
         )
     elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(values)
-        state.output.raw(buffer.getvalue())
+        state.output.raw(csv_text(COLUMNS, values, newline="\n"))
     else:
         state.output.table(None, COLUMNS, values)
         state.output.info(f"{len(values)} people")

@@ -7,8 +7,6 @@ come through verbatim and are flagged.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.rowkey import row_key
 from ..engine import Run, SiteOutcome
+from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
 
 OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
@@ -78,15 +77,12 @@ def _pull_site(
 
 def write_csv_atomically(path: Path, lines: list[tuple[str, str, str]]) -> None:
     """The file holds dossier numbers: written whole or not at all, readable by its owner."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(OUT_COLUMNS)
-    writer.writerows(lines)
+    text = csv_text(OUT_COLUMNS, lines, newline="\r\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(buffer.getvalue())
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
