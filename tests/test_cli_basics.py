@@ -39,8 +39,22 @@ def test_version() -> None:
         (lambda text: text.replace("[agii]", '[agii]\nmax_delete = "lots"'), "max_delete"),
         (lambda text: text.replace("[agii]", "[agii]\nunknown_key = 1"), "unknown_key"),
         (lambda text: text + "\n[[municipality", "not valid TOML"),
+        (lambda text: text.replace('sheet = "Inburgeraars"', 'sheet = "A/B"'), "workbook.sheet"),
+        (
+            lambda text: text.replace('sheet = "Inburgeraars"', 'sheet = "toelichting"'),
+            "workbook.sheet",
+        ),
     ],
-    ids=["bad-nis", "secret-key", "plain-http", "max-delete", "unknown-key", "toml"],
+    ids=[
+        "bad-nis",
+        "secret-key",
+        "plain-http",
+        "max-delete",
+        "unknown-key",
+        "toml",
+        "sheet-slash",
+        "sheet-toelichting",
+    ],
 )
 def test_config_errors_exit_2_with_file_and_key(workspace: Workspace, mutation, fragment) -> None:  # type: ignore[no-untyped-def]
     path = workspace.write_config()

@@ -103,6 +103,9 @@ class AuthSection(BaseModel):
         return self
 
 
+SHEET_NAME_FORBIDDEN = "\\/?*[]:"  # Excel's rule
+
+
 class WorkbookSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = "Gedeelde documenten/Participatietraject/inburgeraars.xlsx"
@@ -114,6 +117,15 @@ class WorkbookSection(BaseModel):
         value = value.strip().strip("/")
         if not value.lower().endswith(".xlsx"):
             raise ValueError("must name an .xlsx file")
+        return value
+
+    @field_validator("sheet")
+    @classmethod
+    def _excel_sheet_name(cls, value: str) -> str:
+        if any(char in value for char in SHEET_NAME_FORBIDDEN) or value != value.strip("'"):
+            raise ValueError("a sheet name cannot hold \\ / ? * [ ] : or start or end with '")
+        if value.casefold() == "toelichting":
+            raise ValueError("'Toelichting' is the explanation sheet; choose another name")
         return value
 
 
