@@ -136,6 +136,16 @@ def test_usage_errors_exit_2_and_give_a_json_document_with_json(args: list[str])
     assert doc["exit_code"] == 2 and doc["error"]["type"] == "UsageError"
 
 
+def test_quiet_prints_only_what_went_wrong(workspace: Workspace) -> None:
+    export = workspace.export([person(1, 0), person(2, 1)])
+    for command in (["push", str(export)], ["check"], ["purge"]):
+        result = workspace.cli("-q", *command)
+        assert result.exit_code == 0 and result.stdout == "" and result.stderr == "", command
+    bad = workspace.export([person(1, 0), person(2, 1, email="geen-adres")], name="bad.csv")
+    result = workspace.cli("-q", "push", str(bad))
+    assert result.exit_code == 1 and "invalid_email" in result.stdout
+
+
 def test_validate_reports_rows_without_values_and_writes_nothing(workspace: Workspace) -> None:
     rows = [
         person(1, 0),

@@ -79,6 +79,10 @@ def sites(
         doc["sites"] = [outcome_doc(o) for o in items]
         out.document(doc)
         return code
+    if out.quiet:  # -q: only what went wrong, so a cron mail means something
+        items = [o for o in items if o.exit_code != ExitCode.OK]
+        if not items:
+            return code
     outcomes(out, items, show_changes=show_changes)
     for o in items:
         findings(out, o.site, o.findings)
