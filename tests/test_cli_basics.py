@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from agii_sync import __version__
 from agii_sync.cli import app
 from agii_sync.schemas import write_schemas
+from fixtures.secrets import MemoryKeyring
 from fixtures.workspace import Workspace, person
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,20 @@ def test_validate_accepts_xlsx_and_windows_1252(workspace: Workspace) -> None:
     cp1252 = workspace.root / "export-1252.csv"
     cp1252.write_bytes(csv_path.read_text(encoding="utf-8-sig").encode("cp1252"))
     assert workspace.cli("validate", str(cp1252)).exit_code == 0
+
+
+def test_admin_commands_give_one_json_document(memory_keyring: MemoryKeyring) -> None:
+    runs = [
+        (["schema", "--check", "--out", str(ROOT / "schemas")], None),
+        (["login", "--rowkey-secret-stdin"], "een-lang-genoeg-geheim-1234\n"),
+        (["logout"], None),
+    ]
+    for args, stdin in runs:
+        result = runner.invoke(app, ["--json", *args], input=stdin)
+        doc = json.loads(result.stdout)
+        assert result.exit_code == doc["exit_code"] == 0, args
+        assert "een-lang" not in result.stdout
+    assert doc["removed"] == ["rowkey-secret"]
 
 
 def test_schemas_are_up_to_date() -> None:

@@ -123,6 +123,8 @@ def login(
             stored.append("certificate key")
         if not stored:
             raise UsageError("nothing to store", hint="see `agii-sync login --help`")
+        if state.json_mode:
+            state.output.document({"command": "login", "exit_code": 0, "stored": stored})
         state.output.info("stored in the keyring: " + ", ".join(stored))
         return ExitCode.OK
 
@@ -161,6 +163,8 @@ def logout(ctx: typer.Context) -> None:
 
     def work(state: State) -> ExitCode:
         removed = auth.logout()
+        if state.json_mode:
+            state.output.document({"command": "logout", "exit_code": 0, "removed": removed})
         state.output.info("removed: " + (", ".join(removed) if removed else "nothing was stored"))
         return ExitCode.OK
 
@@ -180,11 +184,16 @@ def schema(
 
     def work(state: State) -> ExitCode:
         stale = write_schemas(out, check_only=check)
-        if check and stale:
+        code = ExitCode.DATA if check and stale else ExitCode.OK
+        if state.json_mode:
+            key = "out_of_date" if check else "written"
+            doc = {"command": "schema", "exit_code": int(code), "folder": str(out), key: stale}
+            state.output.document(doc)
+        elif code:
             state.output.failure("out of date: " + ", ".join(stale) + " (run `agii-sync schema`)")
-            return ExitCode.DATA
-        state.output.info("schemas up to date" if check else f"wrote {out}")
-        return ExitCode.OK
+        else:
+            state.output.info("schemas up to date" if check else f"wrote {out}")
+        return code
 
     execute(ctx, work)
 
