@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import openpyxl
 import pytest
 
+from agii_sync.domain.row import COLUMNS
 from fixtures.workspace import MUNICIPALITIES, Workspace, person
 
 SPL, MECHELEN, GENK = (m["id"] for m in MUNICIPALITIES)
@@ -264,6 +265,17 @@ def test_people_past_retention_are_not_shared_and_are_removed(workspace: Workspa
     assert [c["reason"] for c in site["changes"]] == ["retention"]
     assert site["past_retention_not_added"] == 2
     assert len(workspace.rows(SPL)) == 4
+
+
+def test_the_toelichting_tells_the_configured_retention_and_the_columns(
+    workspace: Workspace,
+) -> None:
+    workspace.agii["retention_months"] = 3
+    workspace.cli("push", str(workspace.export([person(1, 0)])))
+    book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
+    text = " ".join(str(v) for row in book["Toelichting"].iter_rows(values_only=True) for v in row)
+    assert "(3 maanden na het behalen" in text and "6 maanden" not in text
+    assert "; ".join(COLUMNS) in text
 
 
 def test_init_creates_the_template_and_never_overwrites(workspace: Workspace) -> None:

@@ -217,10 +217,15 @@ class Run:
     def _render(
         self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, keep_all: bool
     ) -> bytes:
+        months = self.config.agii.retention_months
         if loaded is None:
             sheet = self.config.workbook.sheet
-            return self.processes.call(workbook.create_workbook, sheet, plan.rows)
-        return self.processes.call(workbook.render, loaded, plan.rows, keep_all=keep_all)
+            return self.processes.call(
+                workbook.create_workbook, sheet, plan.rows, retention_months=months
+            )
+        return self.processes.call(
+            workbook.render, loaded, plan.rows, retention_months=months, keep_all=keep_all
+        )
 
     def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:
         return check_rows(loaded.rows, self.today)

@@ -8,6 +8,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 
 from ..domain.codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, StatusMO
+from ..domain.row import COLUMNS
 
 TOELICHTING_SHEET = "Toelichting"
 
@@ -32,7 +33,7 @@ PARAGRAPHS: tuple[tuple[str, str], ...] = (
     ),
     (
         "Bewaartermijn",
-        "Een persoon blijft in dit werkblad tot de datum in 'Bewaren tot' (6 maanden na het "
+        "Een persoon blijft in dit werkblad tot de datum in 'Bewaren tot' ({months} maanden na het "
         "behalen van het inburgeringsattest) en wordt daarna automatisch verwijderd. Na het "
         "einde van het protocol worden alle gegevens verwijderd.",
     ),
@@ -54,6 +55,7 @@ PARAGRAPHS: tuple[tuple[str, str], ...] = (
 def code_lists() -> list[tuple[str, list[str]]]:
     interests = [f"{code}. {label}" for code, label in INTERESTS.items()] + ["geen"]
     return [
+        ("Kolommen (in deze volgorde)", list(COLUMNS)),
         ("Interesses en noden", interests),
         ("Niveau Nederlands", [*CEFR_LEVELS, DUTCH_UNKNOWN]),
         ("Status MO", [s.value for s in StatusMO]),
@@ -61,7 +63,7 @@ def code_lists() -> list[tuple[str, list[str]]]:
     ]
 
 
-def write_toelichting(sheet: Any) -> None:
+def write_toelichting(sheet: Any, *, retention_months: int) -> None:
     """Fill an empty sheet (normal or write-only) with the explanation."""
     bold = Font(bold=True)
     wrap = Alignment(wrap_text=True, vertical="top")
@@ -82,7 +84,7 @@ def write_toelichting(sheet: Any) -> None:
     line("Toelichting bij het werkblad inburgeraars", font=Font(bold=True, size=14))
     line()
     for title, text in PARAGRAPHS:
-        line(title, text)
+        line(title, text.format(months=retention_months))
     line()
     line("Codelijsten")
     for title, values in code_lists():

@@ -69,8 +69,11 @@ def is_formula_like(value: str) -> bool:
     return value.startswith(FORMULA_PREFIXES)
 
 
-def create_workbook(sheet_name: str, rows: Iterable[SharedRow] = ()) -> bytes:
-    """A new workbook from the template holding ``rows``, streamed (write-only mode)."""
+def create_workbook(
+    sheet_name: str, rows: Iterable[SharedRow] = (), *, retention_months: int
+) -> bytes:
+    """A new workbook from the template holding ``rows``, streamed (write-only mode).
+    ``retention_months`` is what the Toelichting tells the municipality."""
     rows = list(rows)
     book = Workbook(write_only=True)
     sheet = book.create_sheet(sheet_name)
@@ -79,7 +82,7 @@ def create_workbook(sheet_name: str, rows: Iterable[SharedRow] = ()) -> bytes:
     unlocked = Protection(locked=False)
     for row in rows:
         sheet.append(_streamed_row(sheet, row, unlocked))
-    write_toelichting(book.create_sheet(TOELICHTING_SHEET))
+    write_toelichting(book.create_sheet(TOELICHTING_SHEET), retention_months=retention_months)
     return save(book)
 
 
@@ -210,7 +213,9 @@ def _date(value: object) -> date | str | None:
         return text
 
 
-def write_rows(book: Workbook, sheet_name: str, rows: Iterable[SharedRow]) -> None:
+def write_rows(
+    book: Workbook, sheet_name: str, rows: Iterable[SharedRow], *, retention_months: int
+) -> None:
     """Make the data sheet hold exactly ``rows`` under the template's header, protection and
     drop-down. Cells are rewritten only where their value differs, so an unchanged row costs
     a comparison. Other sheets are not touched."""
@@ -224,7 +229,8 @@ def write_rows(book: Workbook, sheet_name: str, rows: Iterable[SharedRow]) -> No
     _style_header(sheet[1])
     _format(sheet, count)
     if TOELICHTING_SHEET not in book.sheetnames:
-        write_toelichting(book.create_sheet(TOELICHTING_SHEET))
+        sheet = book.create_sheet(TOELICHTING_SHEET)
+        write_toelichting(sheet, retention_months=retention_months)
 
 
 def _fill(sheet: Worksheet, rows: Iterable[SharedRow]) -> int:
@@ -317,11 +323,17 @@ def save(book: Workbook) -> bytes:
     return buffer.getvalue()
 
 
-def render(loaded: LoadedWorkbook, rows: Iterable[SharedRow], *, keep_all: bool = False) -> bytes:
+def render(
+    loaded: LoadedWorkbook,
+    rows: Iterable[SharedRow],
+    *,
+    retention_months: int,
+    keep_all: bool = False,
+) -> bytes:
     """The workbook holding ``rows``. When it has only our two sheets it is built afresh from
     the template; otherwise (or with ``keep_all``, for the cell-by-cell guard of
     status-update) the loaded workbook is changed in place, keeping everything else."""
     if loaded.only_ours and not keep_all:
-        return create_workbook(loaded.sheet_name, rows)
-    write_rows(loaded.book, loaded.sheet_name, rows)
+        return create_workbook(loaded.sheet_name, rows, retention_months=retention_months)
+    write_rows(loaded.book, loaded.sheet_name, rows, retention_months=retention_months)
     return save(loaded.book)

@@ -21,7 +21,10 @@ def init_site(run: Run, m: Municipality) -> SiteOutcome:
         outcome.etag_after = snapshot.etag
         return outcome
     if not run.dry_run:
-        outcome.etag_after = site.write(workbook.create_workbook(run.config.workbook.sheet), None)
+        empty = workbook.create_workbook(
+            run.config.workbook.sheet, retention_months=run.config.agii.retention_months
+        )
+        outcome.etag_after = site.write(empty, None)
         outcome.written = outcome.created = True
     return outcome
 
