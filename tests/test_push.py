@@ -278,6 +278,19 @@ def test_the_toelichting_tells_the_configured_retention_and_the_columns(
     assert "; ".join(COLUMNS) in text
 
 
+def test_a_changed_header_stops_that_site_and_says_which(workspace: Workspace) -> None:
+    export = workspace.export([person(1, 0), person(2, 1)])
+    workspace.cli("push", str(export))
+
+    def rename_header(book):  # type: ignore[no-untyped-def]
+        book["Inburgeraars"]["H1"] = "Mail"
+
+    workspace.edit_workbook(MECHELEN, rename_header)
+    result = workspace.cli("push", str(export))
+    assert result.exit_code == 5
+    assert f"error: {MECHELEN}: header cell H1 is changed" in result.stderr
+
+
 def test_init_creates_the_template_and_never_overwrites(workspace: Workspace) -> None:
     assert workspace.cli("init").exit_code == 0
     book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))

@@ -85,8 +85,12 @@ class Output:
         if not self.quiet:
             self.err.print(Text("warning: ", style="yellow bold") + Text(text))
 
-    def error(self, error: AgiiError) -> None:
-        self.err.print(Text("error: ", style="red bold") + Text(error.message))
+    def error(self, error: AgiiError, *, site: str | None = None) -> None:
+        """``error: message``; with ``site``, the message names it (several sites may fail)."""
+        message = error.message
+        if site and not message.startswith(f"{site}:"):
+            message = f"{site}: {message}"
+        self.err.print(Text("error: ", style="red bold") + Text(message))
         if error.hint:
             self.err.print(Text("hint: ", style="bold") + Text(error.hint))
 

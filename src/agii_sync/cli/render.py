@@ -123,7 +123,7 @@ def outcomes(out: Output, items: list[SiteOutcome], *, show_changes: bool) -> No
                 out.line("  " + change_line(change))
         if o.error is not None:
             problems(out, getattr(o.error, "problems", []), title=f"{o.site}: problems")
-            out.error(o.error)
+            out.error(o.error, site=o.site)
 
 
 def change_line(change: Any) -> str:
