@@ -76,6 +76,8 @@ def test_from_file_sets_many_and_dry_run_shows_old_to_new(
     assert workspace.cli("status-update", "--site", SPL, "--from", str(updates)).exit_code == 0
     statuses = [r["Status activiteit"] for r in workspace.rows(SPL)]
     assert statuses == ["Activiteit gestart", None, None, "Niet bereikbaar"]
+    cleared = workspace.cli("status-update", "--site", SPL, pushed[0], "leeg")
+    assert f"{pushed[0]} status_set: Activiteit gestart -> (leeg)" in cleared.stdout
 
 
 @pytest.mark.parametrize(

@@ -128,11 +128,11 @@ def outcomes(out: Output, items: list[SiteOutcome], *, show_changes: bool) -> No
 
 def change_line(change: Any) -> str:
     mark = MARKS.get(change.reason, "-")
-    text = f"{mark} {change.row_id} {change.reason}"
+    text = f"{mark} {change.row_id or '(no Rij-ID)'} {change.reason}"
     if change.columns:
         text += f" ({', '.join(change.columns)})"
     if change.reason == "status_set":
-        text += f": {change.old or '(leeg)'} -> {change.new}"
+        text += f": {change.old or '(leeg)'} -> {change.new or '(leeg)'}"
     return text
 
 
