@@ -218,6 +218,10 @@ def test_max_delete_stops_a_push_that_removes_too_much(workspace: Workspace) -> 
     assert result.exit_code == 5
     assert "max_delete" in result.output
     assert workspace.site(SPL).read() == before
+    dry = workspace.cli("--json", "push", str(workspace.export(people[:4])), "--dry-run")
+    site = next(s for s in json.loads(dry.stdout)["sites"] if s["site"] == SPL)
+    assert site["exit_code"] == 5  # and it says who would have gone:
+    assert [c["reason"] for c in site["changes"]] == ["moved_away"] * 4
     assert (
         workspace.cli(
             "push", str(workspace.export(people[:4])), "--site", SPL, "--max-delete", "4"

@@ -111,6 +111,7 @@ class Run:
             outcome = work(municipality)
         except AgiiError as error:
             outcome = SiteOutcome(municipality.id).fail(error)
+            outcome.plan = getattr(error, "plan", None)  # what would have happened, if known
         log.info(
             "site.done",
             extra={

@@ -79,6 +79,15 @@ class SafetyStop(AgiiError):
     exit_code = ExitCode.SAFETY
 
 
+class DeleteLimitExceeded(SafetyStop):
+    """A push or purge would remove more than ``max_delete``. Carries the plan, so the report
+    can show who would have been removed (row IDs only)."""
+
+    def __init__(self, message: str, plan: object, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.plan = plan
+
+
 class EtagConflict(SafetyStop):
     """The workbook changed since it was read. The engine catches this, re-reads and re-plans;
     it only reaches the user after the retry budget is spent."""

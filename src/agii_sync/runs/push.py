@@ -22,7 +22,7 @@ from ..domain.routing import Routing, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import row_key
 from ..engine import Run, SiteOutcome, refuse_unwritable, worst
-from ..errors import ExitCode, SafetyStop
+from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
 from ..parallel import can_fork, forked_pool, usable_cores
 from .access import require_access
@@ -204,9 +204,10 @@ def push_site(
 def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None:
     removed = len(plan.removed)
     if not limit.allows(removed, plan.total_before):
-        raise SafetyStop(
+        raise DeleteLimitExceeded(
             f"{m.id}: the push would remove {removed} of {plan.total_before} people, "
             f"more than max_delete {limit}",
+            plan,
             hint="check the export is complete; if the removals are right, pass "
             "--max-delete with a higher limit",
         )

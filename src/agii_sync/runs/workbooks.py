@@ -6,7 +6,7 @@ from ..config import Municipality
 from ..domain.check import Finding
 from ..domain.plan import plan_purge
 from ..engine import Run, SiteOutcome, refuse_unwritable
-from ..errors import AgiiError, ExitCode, SafetyStop
+from ..errors import AgiiError, DeleteLimitExceeded, ExitCode
 from ..formats import workbook
 
 
@@ -67,9 +67,10 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
         plan = plan_purge(loaded.shared_rows, today=run.today, protocol_ended=ended)
         removed = len(plan.removed)
         if not ended and not limit.allows(removed, plan.total_before):
-            raise SafetyStop(
+            raise DeleteLimitExceeded(
                 f"{m.id}: purge would remove {removed} of {plan.total_before} people, "
                 f"more than max_delete {limit}",
+                plan,
                 hint="check the dates in 'Bewaren tot'; raise max_delete in the config if right",
             )
         return plan
