@@ -607,7 +607,7 @@ def test_markup_in_data_is_printed_literally(workspace: Workspace) -> None:
         shown = "Adres" if column == "straat" else column.capitalize()
         assert as_json["people"][0][shown].startswith(value)
     missing = workspace.cli("validate", str(workspace.root / "[bold]weg[/].csv"))
-    assert missing.exit_code == 1 and "[bold]weg[/].csv" in missing.stderr
+    assert missing.exit_code == 2 and "[bold]weg[/].csv" in missing.stderr
 
 
 ROWKEY_SECRET = "rowkey-Sekr3t-7f1c9e2a4b6d8f0a"

@@ -228,7 +228,8 @@ def test_max_delete_stops_a_purge_of_too_many_retention_rows(workspace: Workspac
     assert refused.exit_code == 5
     assert "max_delete" in refused.output and "2 of 4" in refused.output
     assert dry.exit_code == 5
-    assert site_doc(dry, SPL)["error"]["type"] == "SafetyStop"
+    assert site_doc(dry, SPL)["error"]["type"] == "DeleteLimitExceeded"
+    assert [c["reason"] for c in site_doc(dry, SPL)["changes"]] == ["retention"] * 2
     assert workspace.site(SPL).read() == before
     assert audit_of(workspace, "purge", SPL)[0]["exit_code"] == 5
     assert all(not a["rows"] for a in audit_of(workspace, "purge", SPL))
