@@ -191,6 +191,40 @@ def test_garbage_line_in_the_middle_is_reported(trail_path: Path) -> None:
         read(trail_path)
 
 
+@pytest.mark.parametrize("keep", [4, 1, 0])
+def test_cutting_lines_off_the_end_is_caught(trail_path: Path, keep: int) -> None:
+    write_events(trail_path, 5)
+    lines = lines_of(trail_path)[:keep]
+    trail_path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+    result = verify(trail_path)
+
+    assert (result.ok, result.lines, result.first_bad_line) == (False, keep, keep + 1)
+    assert "removed from the end" in result.reason
+
+
+def test_a_cut_stays_visible_after_the_next_append(trail_path: Path) -> None:
+    write_events(trail_path, 3)
+    trail_path.write_bytes(b"".join(line + b"\n" for line in lines_of(trail_path)[:2]))
+
+    AuditTrail(trail_path).append(event(9))
+
+    assert not verify(trail_path).ok
+
+
+def test_a_line_appended_after_the_head_was_written_is_fine(trail_path: Path) -> None:
+    """A run that died between its audit line and the head leaves the trail longer."""
+    write_events(trail_path, 2)
+    head = trail_path.with_name("audit.jsonl.head")
+    recorded = head.read_bytes()
+    AuditTrail(trail_path).append(event(7))
+    head.write_bytes(recorded)
+
+    assert verify(trail_path).ok
+    AuditTrail(trail_path).append(event(8))
+    assert verify(trail_path).ok and verify(trail_path).lines == 4
+
+
 def test_append_after_a_torn_line_starts_a_new_line(trail_path: Path) -> None:
     write_events(trail_path, 2)
     trail_path.write_bytes(trail_path.read_bytes()[:-10])  # a writer died mid-line

@@ -5,8 +5,11 @@ Each line is the canonical JSON (sorted keys, compact, ASCII) of a record that c
 ``hash``, the sha256 of the canonical JSON of the record without ``hash``. An edited line breaks
 its own ``hash``; a removed or reordered line breaks the next line's ``prev``.
 
-A hash chain is tamper-evident, not tamper-proof: whoever can write the file can recompute the
-whole chain, and removing the last lines leaves a valid, shorter chain.
+Removing the last lines would leave a valid, shorter chain, so every append also records where
+the trail ends in ``<trail>.head`` (size, and length and hash of the last line); ``verify``
+reports a trail that no longer holds that line there. A hash chain is tamper-evident, not
+tamper-proof: whoever can write both files can recompute them (keep a copy of the head
+elsewhere for that).
 
 Callers pass row keys (``Rij-ID``) and counts only: never a name, address, phone, e-mail or
 dossier number.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import os
 import socket
 import uuid
@@ -30,6 +34,8 @@ from filelock import FileLock, Timeout
 
 from .config import Config
 from .errors import InputError, TemporaryFailure
+
+log = logging.getLogger("agii_sync.audit")
 
 GENESIS = "0" * 64
 ROW_REASONS = frozenset(
@@ -121,6 +127,8 @@ class AuditTrail:
     def _append_locked(self, event: Mapping[str, Any]) -> dict[str, Any]:
         created = not self.path.exists()
         with open(self.path, "a+b") as file:
+            head = Head.read(self.path)
+            intact = head is None or head.held_by(file)
             last_line, ends_with_newline = _last_line(file)
             record: dict[str, Any] = {
                 **event,
@@ -136,9 +144,56 @@ class AuditTrail:
             file.write(line)
             file.flush()
             os.fsync(file.fileno())
+            if intact:
+                Head(file.tell(), len(line.strip(b"\n")), sha256_hex(line.strip(b"\n"))).write(
+                    self.path
+                )
+            else:  # keep the evidence: the head still says where the trail ended
+                log.warning("audit.cut", extra={"fields": {"trail": str(self.path)}})
         if created:
             _fsync_folder(self.path.parent)
         return record
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where the trail ended after the last append. Lines appended after it are fine (a run
+    may die between its line and the head); a trail that no longer holds that last line at
+    that place was cut or changed."""
+
+    size: int
+    last_length: int
+    last_hash: str
+
+    @staticmethod
+    def path_for(trail: Path) -> Path:
+        return trail.with_name(trail.name + ".head")
+
+    @classmethod
+    def read(cls, trail: Path) -> Head | None:
+        try:
+            doc = json.loads(cls.path_for(trail).read_text(encoding="ascii"))
+            return cls(int(doc["size"]), int(doc["last_length"]), str(doc["last_hash"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # unreadable (a crash while replacing it): the next append rewrites it
+
+    def write(self, trail: Path) -> None:
+        path = self.path_for(trail)
+        temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
+        temporary.write_text(canonical_json(self.__dict__), encoding="ascii")
+        os.replace(temporary, path)
+
+    def held_by(self, file: BinaryIO) -> bool:
+        start = self.size - self.last_length - 1  # where the last line began
+        if start < 0 or file.seek(0, os.SEEK_END) < self.size:
+            return False
+        file.seek(max(start - 1, 0))
+        data = file.read(self.size - max(start - 1, 0))
+        line_start_ok = start == 0 or data[:1] == b"\n"
+        line = data[-self.last_length - 1 : -1]
+        return line_start_ok and data.endswith(b"\n") and sha256_hex(line) == self.last_hash
 
 
 class PendingWrite:
@@ -196,6 +251,29 @@ def _fsync_folder(folder: Path) -> None:
 
 def verify(path: Path) -> VerifyResult:
     path = Path(path)
+    result = _verify_chain(path)
+    if result.ok and not _holds_its_head(path):
+        return VerifyResult(
+            False,
+            result.lines,
+            result.lines + 1,
+            f"lines were removed from the end: the trail no longer holds the line "
+            f"{Head.path_for(path).name} recorded as its last",
+        )
+    return result
+
+
+def _holds_its_head(path: Path) -> bool:
+    head = Head.read(path)
+    if head is None:
+        return True
+    if not path.exists():
+        return False
+    with open(path, "rb") as file:
+        return head.held_by(file)
+
+
+def _verify_chain(path: Path) -> VerifyResult:
     if not path.exists():
         return VerifyResult(True, 0, None, "no audit trail yet (file does not exist)")
     data = path.read_bytes()
