@@ -234,6 +234,21 @@ def test_anonymous_and_organisation_links_are_critical(
     ]
 
 
+def test_link_kinds_match_loosely_and_an_unknown_kind_is_critical(
+    workspace: Workspace, write_access: AccessWriter
+) -> None:
+    kinds = (" Anonymous", "anyone", "Organisation", "Specific", "everybody")
+    write_access(SPL, assigned(staff(SPL)), links=kinds)
+    code, doc = check(workspace, SPL)
+    assert code == 1
+    assert [f["code"] for f in site_doc(doc, SPL)["findings"]] == [
+        "anonymous_link",
+        "anonymous_link",
+        "organization_link",
+        "unknown_link",
+    ]
+
+
 def test_allowed_user_without_access_is_missing(
     workspace: Workspace, write_access: AccessWriter
 ) -> None:

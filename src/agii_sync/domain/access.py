@@ -26,7 +26,9 @@ Decisions.
   entry names it or it is in an allowed group: municipal staff reach AgII's tenant as guests,
   so a named guest is normal and an unnamed one is not.
 - ``specific`` sharing links give no finding: they reach named people only, who are judged
-  where SharePoint lists them as principals.
+  where SharePoint lists them as principals. Link kinds match case-insensitively (``anyone``
+  and ``organisation`` too); a kind agii-sync does not know is critical (``unknown_link``):
+  it could be open to anyone.
 - ``missing``: an allowed entry that names no principal with access (directly or as a member
   of a group with access). Every finding, missing included, fails the check; only
   ``blocks_push`` (unexpected or critical access) keeps personal data from being pushed.
@@ -56,7 +58,12 @@ EVERYONE_TITLES = frozenset(
 EVERYONE_CLAIMS = ("spo-grid-all-users", "c:0(.s|true", "c:0!.s|windows")
 GUEST_MARKS = ("#ext#", "urn:spo:guest", "urn:spo:anon")
 CRITICAL_LINKS = {"anonymous": "anonymous_link", "organization": "organization_link"}
-LINK_TITLES = {"anonymous": "anyone with the link", "organization": "everyone in the organisation"}
+LINK_TITLES = {
+    "anonymous": "anyone with the link",
+    "organization": "everyone in the organisation",
+    "unknown": "a sharing link of an unknown kind",
+}
+LINK_KIND_ALIASES = {"anyone": "anonymous", "organisation": "organization"}
 
 MESSAGES = {
     "unexpected_user": "has access but is not in allowed",
@@ -67,6 +74,7 @@ MESSAGES = {
     "guest": "guest account not named in allowed",
     "anonymous_link": "anyone with the link has access, without signing in",
     "organization_link": "everybody in the organisation with the link has access",
+    "unknown_link": "a sharing link of a kind agii-sync does not know: it may be open to anyone",
 }
 KIND_ORDER: dict[str, int] = {"critical": 0, "unexpected": 1, "missing": 2}
 
@@ -239,18 +247,14 @@ class _Judge:
         return "unexpected_group_member" if via else "unexpected_user"
 
     def link(self, link: LinkView) -> None:
-        code = CRITICAL_LINKS.get(link.kind)
-        if code is not None:
-            self.findings.append(
-                AccessFinding(
-                    "critical",
-                    code,
-                    "critical",
-                    LINK_TITLES[link.kind],
-                    type="link",
-                    roles=tuple(link.roles),
-                )
-            )
+        kind = link_kind(link.kind)
+        if kind == "specific":
+            return
+        code = CRITICAL_LINKS.get(kind, "unknown_link")
+        title = LINK_TITLES[kind if kind in CRITICAL_LINKS else "unknown"]
+        roles = tuple(link.roles)
+        finding = AccessFinding("critical", code, "critical", title, type="link", roles=roles)
+        self.findings.append(finding)
 
     def match(self, p: PrincipalView) -> str | None:
         hits = principal_names(p) & self.entries.keys()
@@ -269,6 +273,12 @@ def _grant(
     p: PrincipalView, roles: tuple[str, ...], via: str | None, allowed_by: str | None
 ) -> Grant:
     return Grant(p.title, p.login, p.email, p.type, roles, via, allowed_by)
+
+
+def link_kind(kind: str) -> str:
+    """``anonymous``, ``organization``, ``specific``, or the kind as given when unknown."""
+    key = " ".join(str(kind).split()).casefold()
+    return LINK_KIND_ALIASES.get(key, key)
 
 
 def _finding(
