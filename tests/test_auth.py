@@ -90,18 +90,21 @@ def test_keyring_is_used_when_environment_is_empty(memory_keyring: MemoryKeyring
 
 
 @pytest.mark.parametrize(
-    ("read", "variable"),
-    [(rowkey_secret, "AGII_SYNC_ROWKEY_SECRET"), (certificate_key, "AGII_SYNC_CERT_KEY")],
+    ("read", "variable", "exit_code"),
+    [
+        (rowkey_secret, "AGII_SYNC_ROWKEY_SECRET", ExitCode.USAGE),
+        (certificate_key, "AGII_SYNC_CERT_KEY", ExitCode.AUTH),  # no key, no sign-in
+    ],
 )
 def test_missing_secret_names_variable_and_login(
-    memory_keyring: MemoryKeyring, read: Any, variable: str
+    memory_keyring: MemoryKeyring, read: Any, variable: str, exit_code: ExitCode
 ) -> None:
     with pytest.raises(SecretMissing) as caught:
         read()
 
     assert variable in caught.value.message
     assert "agii-sync login" in caught.value.message
-    assert caught.value.exit_code == ExitCode.USAGE
+    assert caught.value.exit_code == exit_code
 
 
 @pytest.mark.parametrize("blank", [" ", "\t\n"])

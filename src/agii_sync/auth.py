@@ -29,7 +29,7 @@ from keyring.backends import chainer, fail, null
 from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
 
 from .config import AuthSection
-from .errors import AuthFailure, ConfigError, SecretMissing, TemporaryFailure
+from .errors import AuthFailure, ConfigError, ExitCode, SecretMissing, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,12 @@ class _Secret:
     entry: str
     env: str
     label: str
+    exit_code: ExitCode  # when it is missing
 
 
-ROWKEY = _Secret(ROWKEY_ENTRY, ROWKEY_ENV, "row-key secret")
-CERT_KEY = _Secret(CERT_KEY_ENTRY, CERT_KEY_ENV, "certificate private key")
+ROWKEY = _Secret(ROWKEY_ENTRY, ROWKEY_ENV, "row-key secret", ExitCode.USAGE)
+# Without its key the app cannot sign in: an authentication failure (exit 4).
+CERT_KEY = _Secret(CERT_KEY_ENTRY, CERT_KEY_ENV, "certificate private key", ExitCode.AUTH)
 
 
 # --- secrets ------------------------------------------------------------------------------
@@ -81,17 +83,28 @@ def _read_secret(secret: _Secret) -> str:
     try:
         value = _keyring_get(secret.entry)
     except KeyringUnavailable as exc:
-        raise KeyringUnavailable(
-            f"the {secret.label} is not set and {exc.message}: set {secret.env} in the "
-            "environment, or run `agii-sync login` on a machine with a keyring",
-            hint="for cron, load the variable from a file only that account can read",
+        raise _missing(
+            KeyringUnavailable(
+                f"the {secret.label} is not set and {exc.message}: set {secret.env} in the "
+                "environment, or run `agii-sync login` on a machine with a keyring",
+                hint="for cron, load the variable from a file only that account can read",
+            ),
+            secret,
         ) from None
     if not value or value.isspace():
-        raise SecretMissing(
-            f"the {secret.label} is not set: set {secret.env} or run `agii-sync login`",
-            hint=f"`agii-sync login` stores it in the OS keyring (service {SERVICE!r})",
+        raise _missing(
+            SecretMissing(
+                f"the {secret.label} is not set: set {secret.env} or run `agii-sync login`",
+                hint=f"`agii-sync login` stores it in the OS keyring (service {SERVICE!r})",
+            ),
+            secret,
         )
     return value
+
+
+def _missing(error: SecretMissing, secret: _Secret) -> SecretMissing:
+    error.exit_code = secret.exit_code
+    return error
 
 
 def store_secret(name: str, value: str) -> None:
