@@ -295,6 +295,44 @@ def test_a_changed_header_stops_that_site_and_says_which(workspace: Workspace) -
     assert f"error: {MECHELEN}: header cell H1 is changed" in result.stderr
 
 
+def key_mark(workspace: Workspace, site: str) -> str | None:
+    book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(site)), read_only=True)
+    found = [p.value for p in book.custom_doc_props if p.name == "agii-sync row-key check"]
+    return found[0] if found else None
+
+
+def test_a_push_with_another_row_key_secret_is_refused(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = workspace.export([person(1, 0), person(2, 0)])
+    workspace.cli("push", str(export))
+    row_id = workspace.rows(SPL)[0]["Rij-ID"]
+    workspace.cli("status-update", "--site", SPL, row_id, "Gecontacteerd")
+    mark = key_mark(workspace, SPL)
+    assert mark is not None and len(mark) == 11
+    before = workspace.site(SPL).read()
+
+    monkeypatch.setenv("AGII_SYNC_ROWKEY_SECRET", "een-heel-ander-geheim-0123456789")
+    result = workspace.cli("push", str(export), "--max-delete", "100%")
+
+    assert result.exit_code == 5 and "row-key secret differs" in result.output
+    assert workspace.site(SPL).read() == before
+    assert key_mark(workspace, SPL) == mark  # status-update kept the mark
+
+
+def test_a_workbook_without_the_key_mark_is_adopted(workspace: Workspace) -> None:
+    export = workspace.export([person(1, 0)])
+    workspace.cli("push", str(export))
+
+    def drop_mark(book):  # type: ignore[no-untyped-def]
+        book.custom_doc_props.props = []
+
+    workspace.edit_workbook(SPL, drop_mark)
+    assert key_mark(workspace, SPL) is None
+    assert workspace.cli("push", str(workspace.export([person(1, 0), person(2, 0)]))).exit_code == 0
+    assert key_mark(workspace, SPL) is not None
+
+
 def test_init_creates_the_template_and_never_overwrites(workspace: Workspace) -> None:
     assert workspace.cli("init").exit_code == 0
     book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))

@@ -75,6 +75,7 @@ class Run:
     opener: SiteOpener | None = None
     audit: AuditTrail | None = None
     actor: str = ""
+    key_check: str | None = None  # of the row-key secret, for commands that make Rij-IDs
     processes: WorkbookProcesses = field(default_factory=lambda: WorkbookProcesses(1))
 
     def __post_init__(self) -> None:
@@ -218,14 +219,15 @@ class Run:
     def _render(
         self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, keep_all: bool
     ) -> bytes:
-        months = self.config.agii.retention_months
+        template = {
+            "retention_months": self.config.agii.retention_months,
+            "key_check": self.key_check,
+        }
         if loaded is None:
             sheet = self.config.workbook.sheet
-            return self.processes.call(
-                workbook.create_workbook, sheet, plan.rows, retention_months=months
-            )
+            return self.processes.call(workbook.create_workbook, sheet, plan.rows, **template)
         return self.processes.call(
-            workbook.render, loaded, plan.rows, retention_months=months, keep_all=keep_all
+            workbook.render, loaded, plan.rows, keep_all=keep_all, **template
         )
 
     def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:

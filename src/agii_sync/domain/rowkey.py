@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 KEY_BITS = 50
@@ -28,6 +29,20 @@ def row_key(secret: bytes, nis: str, dossier: str) -> str:
     digest = hmac.new(secret, message, hashlib.sha256).digest()
     bits = int.from_bytes(digest[:7], "big") >> (7 * 8 - KEY_BITS)
     text = _crockford(bits, KEY_BITS // _BITS_PER_CHAR)
+    return f"{text[:_GROUP]}-{text[_GROUP:]}"
+
+
+KEY_CHECK_SALT = b"agii-sync row-key check"
+KEY_CHECK_ROUNDS = 200_000  # slow on purpose: the check value must not help guess the secret
+
+
+@lru_cache(maxsize=4)
+def key_check(secret: bytes) -> str:
+    """A value that tells whether two secrets are the same without revealing either: stored in
+    each workbook, so a push with another secret (which would re-key every row and drop every
+    status) is refused. Slow (PBKDF2), so it is no shortcut for trying secrets."""
+    digest = hashlib.pbkdf2_hmac("sha256", secret, KEY_CHECK_SALT, KEY_CHECK_ROUNDS)
+    text = _crockford(int.from_bytes(digest[:7], "big") >> 6, KEY_BITS // _BITS_PER_CHAR)
     return f"{text[:_GROUP]}-{text[_GROUP:]}"
 
 

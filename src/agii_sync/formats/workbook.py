@@ -18,6 +18,7 @@ import openpyxl
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import Cell
 from openpyxl.cell.read_only import EMPTY_CELL
+from openpyxl.packaging.custom import StringProperty
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.workbook import Workbook
@@ -36,6 +37,7 @@ STATUS_INDEX = COLUMNS.index(STATUS_COLUMN)
 DATE_COLUMN = COLUMNS.index("Bewaren tot") + 1
 WIDTHS = (13, 18, 16, 30, 9, 18, 18, 28, 20, 10, 14, 40, 12, 24)
 FIELDS = tuple(SharedRow.model_fields)
+KEY_CHECK_PROPERTY = "agii-sync row-key check"  # a custom document property, not a cell
 
 
 @dataclass
@@ -48,6 +50,7 @@ class LoadedWorkbook:
     sheet_name: str
     sheetnames: list[str]
     rows: list[SheetRow] = field(default_factory=list)
+    key_check: str | None = None  # of the row-key secret the workbook was last pushed with
     _book: Workbook | None = None
 
     @property
@@ -70,12 +73,18 @@ def is_formula_like(value: str) -> bool:
 
 
 def create_workbook(
-    sheet_name: str, rows: Iterable[SharedRow] = (), *, retention_months: int
+    sheet_name: str,
+    rows: Iterable[SharedRow] = (),
+    *,
+    retention_months: int,
+    key_check: str | None = None,
 ) -> bytes:
     """A new workbook from the template holding ``rows``, streamed (write-only mode).
-    ``retention_months`` is what the Toelichting tells the municipality."""
+    ``retention_months`` is what the Toelichting tells the municipality; ``key_check`` marks
+    the row-key secret the Rij-IDs were made with."""
     rows = list(rows)
     book = Workbook(write_only=True)
+    _set_key_check(book, key_check)
     sheet = book.create_sheet(sheet_name)
     _format(sheet, len(rows))  # a streamed sheet takes its layout before its first row
     sheet.append(_header_cells(sheet))
@@ -124,7 +133,8 @@ def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
         lines = enumerate(sheet.iter_rows(), start=1)
         _check_header(next(lines, (1, ()))[1])
         rows = list(_read_rows(lines))
-        return LoadedWorkbook(content, sheet_name, list(book.sheetnames), rows)
+        key_check = _key_check(book)
+        return LoadedWorkbook(content, sheet_name, list(book.sheetnames), rows, key_check)
     finally:
         book.close()
 
@@ -213,12 +223,31 @@ def _date(value: object) -> date | str | None:
         return text
 
 
+def _key_check(book: Workbook) -> str | None:
+    found = [p.value for p in book.custom_doc_props if p.name == KEY_CHECK_PROPERTY]
+    return str(found[0]) if found and found[0] else None
+
+
+def _set_key_check(book: Workbook, key_check: str | None) -> None:
+    if key_check is None:
+        return
+    props = book.custom_doc_props
+    props.props = [p for p in props.props if p.name != KEY_CHECK_PROPERTY]
+    props.append(StringProperty(name=KEY_CHECK_PROPERTY, value=key_check))
+
+
 def write_rows(
-    book: Workbook, sheet_name: str, rows: Iterable[SharedRow], *, retention_months: int
+    book: Workbook,
+    sheet_name: str,
+    rows: Iterable[SharedRow],
+    *,
+    retention_months: int,
+    key_check: str | None = None,
 ) -> None:
     """Make the data sheet hold exactly ``rows`` under the template's header, protection and
     drop-down. Cells are rewritten only where their value differs, so an unchanged row costs
     a comparison. Other sheets are not touched."""
+    _set_key_check(book, key_check)
     if sheet_name not in book.sheetnames:
         book.create_sheet(sheet_name, 0)
     sheet = book[sheet_name]
@@ -328,12 +357,22 @@ def render(
     rows: Iterable[SharedRow],
     *,
     retention_months: int,
+    key_check: str | None = None,
     keep_all: bool = False,
 ) -> bytes:
     """The workbook holding ``rows``. When it has only our two sheets it is built afresh from
     the template; otherwise (or with ``keep_all``, for the cell-by-cell guard of
     status-update) the loaded workbook is changed in place, keeping everything else."""
     if loaded.only_ours and not keep_all:
-        return create_workbook(loaded.sheet_name, rows, retention_months=retention_months)
-    write_rows(loaded.book, loaded.sheet_name, rows, retention_months=retention_months)
+        mark = key_check or loaded.key_check  # a command without the secret keeps the mark
+        return create_workbook(
+            loaded.sheet_name, rows, retention_months=retention_months, key_check=mark
+        )
+    write_rows(
+        loaded.book,
+        loaded.sheet_name,
+        rows,
+        retention_months=retention_months,
+        key_check=key_check,
+    )
     return save(loaded.book)

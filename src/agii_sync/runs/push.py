@@ -13,17 +13,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..auth import rowkey_secret
+from ..auth import ROWKEY_ENV, rowkey_secret
 from ..config import Config, DeleteLimit, Municipality
 from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
 from ..domain.routing import Routing, route
 from ..domain.row import SharedRow
-from ..domain.rowkey import row_key
+from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome, refuse_unwritable, worst
 from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
+from ..formats.workbook import LoadedWorkbook
 from ..parallel import can_fork, forked_pool, usable_cores
 from .access import require_access
 from .window import require_protocol_active
@@ -63,6 +64,7 @@ def push(
 ) -> PushReport:
     municipalities = run.config.select(sites)
     secret = rowkey_secret()
+    run.key_check = key_check(secret)
     limit = max_delete or run.config.agii.max_delete
     # --strict must know every row before any site is touched; otherwise a big export is
     # validated in the background while the workbooks are downloaded and parsed.
@@ -186,6 +188,7 @@ def push_site(
 
     def make_plan(loaded):  # type: ignore[no-untyped-def]
         refuse_unwritable(loaded, run.today)
+        _refuse_another_secret(m, loaded, run.key_check)
         current = loaded.shared_rows if loaded else []
         rows, keep = wanted()
         desired[:] = rows
@@ -199,6 +202,19 @@ def push_site(
         1 for row in desired if row.bewaren_tot is not None and run.today > row.bewaren_tot
     )
     return outcome
+
+
+def _refuse_another_secret(
+    m: Municipality, loaded: LoadedWorkbook | None, mine: str | None
+) -> None:
+    """Another row-key secret would give every person a new Rij-ID: all rows removed and
+    added again, every status gone. A workbook without the mark (older) is adopted."""
+    if loaded is not None and loaded.key_check and mine and loaded.key_check != mine:
+        raise SafetyStop(
+            f"{m.id}: the row-key secret differs from the one this workbook was written with; "
+            "with it every Rij-ID would change and every 'Status activiteit' would be lost",
+            hint=f"use the row-key secret of earlier runs ({ROWKEY_ENV} or `agii-sync login`)",
+        )
 
 
 def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None:
