@@ -163,6 +163,8 @@ def test_protocol_end_empties_the_workbook_and_refuses_pushes(workspace: Workspa
     assert result.exit_code == 0, result.output
     doc = site_doc(result, SPL)
     assert doc["written"] and doc["counts"]["protocol_ended"] == 8 and doc["counts"]["removed"] == 8
+    assert doc["other_sheets_kept"] == 1
+    assert "1 sheet(s) that someone added" in result.stderr  # they may hold copied data
 
     book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
     assert book.sheetnames == ["Inburgeraars", "Toelichting", "Notities gemeente"]

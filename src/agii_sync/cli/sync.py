@@ -195,6 +195,13 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
             outcomes = run.for_each_site(config.select(site), lambda m: purge_site(run, m))
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
+        for o in outcomes:
+            if o.details.get("other_sheets_kept"):
+                state.output.warn(
+                    f"{o.site}: the protocol has ended and the workbook still has "
+                    f"{o.details['other_sheets_kept']} sheet(s) that someone added; agii-sync "
+                    "keeps them as they are: make sure they hold no personal data"
+                )
         return render.sites(
             state.output, "purge", outcomes, show_changes=dry_run or state.verbose > 0
         )

@@ -8,6 +8,7 @@ from ..domain.plan import plan_purge
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import AgiiError, DeleteLimitExceeded, ExitCode
 from ..formats import workbook
+from ..formats.toelichting import TOELICHTING_SHEET
 
 
 def init_site(run: Run, m: Municipality) -> SiteOutcome:
@@ -61,9 +62,14 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
     ended = m.protocol_ended(run.today)
     limit = run.config.agii.max_delete
 
+    other_sheets: list[str] = []
+
     def make_plan(loaded):  # type: ignore[no-untyped-def]
         if not ended:  # at the protocol's end everything goes, hand-added rows included
             refuse_unwritable(loaded, run.today)
+        else:  # sheets someone added are kept as they are, but may hold copied data
+            ours = (loaded.sheet_name, TOELICHTING_SHEET)
+            other_sheets[:] = [name for name in loaded.sheetnames if name not in ours]
         plan = plan_purge(loaded.shared_rows, today=run.today, protocol_ended=ended)
         removed = len(plan.removed)
         if not ended and not limit.allows(removed, plan.total_before):
@@ -76,6 +82,8 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
         return plan
 
     outcome = run.update_workbook(m, make_plan, create_missing=False)
+    if other_sheets:
+        outcome.details["other_sheets_kept"] = len(other_sheets)
     if run.dry_run or outcome.etag_after is None:  # a dry run, or no workbook on the site
         return outcome
     try:
