@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agii_sync.audit import AuditTrail, audit_event
 from fixtures.workspace import MUNICIPALITIES, ROWKEY_SECRET, Workspace, person
 
 SITES = [m["id"] for m in MUNICIPALITIES]
@@ -147,6 +148,27 @@ def test_a_removed_line_is_named_by_the_line_after_it(workspace: Workspace, trai
     result = verify(workspace, trail, "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["first_bad_line"] == 5
+
+
+@pytest.mark.parametrize("keep", [3, 0])
+def test_lines_cut_off_the_end_or_the_whole_trail_are_caught(
+    workspace: Workspace, trail: Path, keep: int
+) -> None:
+    AuditTrail(trail).append(audit_event(actor="a", command="check", site="x"))  # + its head
+    lines = trail.read_bytes().splitlines(keepends=True)
+    if keep:
+        trail.write_bytes(b"".join(lines[:keep]))
+    else:
+        trail.unlink()
+    result = verify(workspace, trail, "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["first_bad_line"] == keep + 1
+
+
+def test_show_and_verify_of_a_trail_that_never_was_are_usage_errors(workspace: Workspace) -> None:
+    for command in ("show", "verify"):
+        missing = workspace.root / "elders.jsonl"
+        assert workspace.cli("audit", command, "--log", str(missing)).exit_code == 2
 
 
 def test_show_renders_the_trail(workspace: Workspace, trail: Path) -> None:

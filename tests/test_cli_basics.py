@@ -208,6 +208,13 @@ def test_schema_check_fails_when_schemas_drift(tmp_path: Path) -> None:
     assert runner.invoke(app, ["schema", "--check", "--out", str(tmp_path)]).exit_code == 0
 
 
+def test_demo_never_writes_into_a_folder_that_holds_something(tmp_path: Path) -> None:
+    (tmp_path / "agii-sync.toml").write_text("# mine\n", encoding="utf-8")
+    result = runner.invoke(app, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 2 and "not an empty folder" in result.output
+    assert (tmp_path / "agii-sync.toml").read_text(encoding="utf-8") == "# mine\n"
+
+
 def test_demo_runs_the_whole_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGII_SYNC_ROWKEY_SECRET", raising=False)
     result = runner.invoke(app, ["--json", "demo", "--keep", str(tmp_path / "demo")])

@@ -34,9 +34,9 @@ def audit_verify(ctx: typer.Context, log: LogOption = None) -> None:
 
     def work(state: State) -> ExitCode:
         path = _audit_path(state, log)
-        if not path.exists():
+        if not path.exists() and audit_trail.Head.read(path) is None:
             raise UsageError(f"audit trail {path} does not exist")
-        result = audit_trail.verify(path)
+        result = audit_trail.verify(path)  # a trail gone but for its head: lines removed
         code = ExitCode.OK if result.ok else ExitCode.DATA
         if state.json_mode:
             state.output.document(
@@ -63,7 +63,10 @@ def audit_show(ctx: typer.Context, log: LogOption = None) -> None:
     """Show the audit trail as a table (or JSON with --json)."""
 
     def work(state: State) -> ExitCode:
-        records = audit_trail.read(_audit_path(state, log))
+        path = _audit_path(state, log)
+        if not path.exists():
+            raise UsageError(f"audit trail {path} does not exist")
+        records = audit_trail.read(path)
         if state.json_mode:
             state.output.document({"command": "audit show", "exit_code": 0, "records": records})
             return ExitCode.OK

@@ -22,7 +22,7 @@ from ..config import Config, load_config
 from ..demo_data import write_synthetic_export
 from ..emulator.server import Emulator
 from ..engine import Run, SiteOutcome, worst
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageError
 from .pull import pull_status
 from .push import push
 from .status import StatusEdit, status_update
@@ -139,6 +139,12 @@ def _write_config(
 @contextmanager
 def _folder(keep: Path | None) -> Iterator[Path]:
     if keep is not None:
+        if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+            raise UsageError(
+                f"--keep {keep}: not an empty folder; the demo writes a config, an export and "
+                "an audit trail there",
+                hint="give a new or empty folder",
+            )
         keep.mkdir(parents=True, exist_ok=True)
         yield keep.resolve()
         return
