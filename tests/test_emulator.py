@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -154,9 +155,10 @@ def test_a_locked_file_answers_423_until_unlocked(emulator: RunningEmulator) -> 
     assert File.open_binary(client(emulator), path).content == b"na sluiten"
 
 
-def test_lock_can_be_given_on_the_command_line(emulator_factory) -> None:
+@pytest.mark.parametrize("encoded", [False, True], ids=["plain", "percent-encoded"])
+def test_lock_can_be_given_on_the_command_line(emulator_factory, encoded: bool) -> None:  # type: ignore[no-untyped-def]
     path = server_url(f"{FOLDER}/{NAME}")
-    running = emulator_factory("--lock", path)
+    running = emulator_factory("--lock", quote(path) if encoded else path)
     put_file(running, b"x")  # creating is allowed; the lock is on writes to an existing file
     with pytest.raises(ClientRequestException) as error:
         File.save_binary(client(running), path, b"y")

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             "error: --fault-rate must be 0..1; --retry-after and --latency-ms >= 0", file=sys.stderr
         )
         return 2
+    if not 0 <= args.port <= 65535:
+        print("error: --port must be 0..65535 (0: any free port)", file=sys.stderr)
+        return 2
     args.root.mkdir(parents=True, exist_ok=True)
     settings = Settings(args.latency_ms, args.fault_rate, args.retry_after, args.verbose)
     emulator = Emulator(args.root, settings=settings, locks=args.lock, seed=args.seed)

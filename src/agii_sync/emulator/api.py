@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 from . import shapes
 from .odata import Segment
@@ -71,7 +72,8 @@ class LockRegistry:
 
     @staticmethod
     def _key(url: str) -> str:
-        return url.strip().rstrip("/").casefold()
+        """As SharePoint compares paths: decoded (``%20``), case-insensitive."""
+        return unquote(url.strip()).rstrip("/").casefold()
 
     def lock(self, url: str) -> None:
         with self._lock:
