@@ -4,6 +4,7 @@ import inspect
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import keyring
@@ -190,6 +191,29 @@ def test_login_warns_about_a_short_rowkey_secret_and_stores_it(
     assert ("fewer than 16 characters" in result.stderr) is warned
     assert secret not in result.output
     assert memory_keyring.get_password("agii-sync", "rowkey-secret") == secret
+
+
+def test_login_stores_a_real_certificate_key_and_refuses_a_broken_one(
+    memory_keyring: MemoryKeyring, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    good, broken = tmp_path / "app.pem", tmp_path / "broken.pem"
+    good.write_text(pem, encoding="ascii")
+    broken.write_text(pem.replace(pem.splitlines()[3], "A" * 64), encoding="ascii")
+
+    refused = CliRunner().invoke(app, ["login", "--certificate-key", str(broken)])
+    assert refused.exit_code == 2 and "not a readable" in refused.output
+    assert "AAAA" not in refused.output
+    assert CliRunner().invoke(app, ["login", "--certificate-key", str(good)]).exit_code == 0
+    assert memory_keyring.get_password("agii-sync", "certificate-key") == pem
 
 
 # --- token caching -------------------------------------------------------------------------

@@ -142,12 +142,22 @@ def _read_private_key(path: Path) -> str:
         raise UsageError(
             f"--certificate-key {path}: cannot read it ({type(exc).__name__})"
         ) from None
-    if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
+    if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text or not _loads(text):
         raise UsageError(
-            f"--certificate-key {path}: not a PEM private key",
+            f"--certificate-key {path}: not a readable, unencrypted PEM private key",
             hint="give the file that starts with '-----BEGIN PRIVATE KEY-----'",
         )
     return text
+
+
+def _loads(pem: str) -> bool:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.encode("ascii", "replace"), password=None)
+    except (ValueError, TypeError):  # garbled, unsupported, or protected by a password
+        return False
+    return True
 
 
 def _read_rowkey_secret(state: State, from_stdin: bool) -> str:
