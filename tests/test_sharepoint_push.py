@@ -212,6 +212,9 @@ def test_a_locked_workbook_stops_the_push_with_exit_3_and_is_left_alone(
     assert emulator.stats()["responses"]["423"] == 3  # tried 3 times, 0.1 s apart
     assert on_disk.read_bytes() == before_bytes
     assert workspace.site(SPL).read() == before  # bytes and ETag
+    line = [a for a in workspace.audit_lines() if a["site"] == SPL][-1]
+    assert (line["exit_code"], line["error"]) == (3, "WorkbookLocked")
+    assert line["etag_before"] == before.etag and line["counts"] == {} and line["rows"] == []
 
     human = workspace.cli("push", str(changed_export(workspace)))
     assert human.exit_code == 3

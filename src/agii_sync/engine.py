@@ -111,8 +111,10 @@ class Run:
         try:
             outcome = work(municipality)
         except AgiiError as error:
-            outcome = SiteOutcome(municipality.id).fail(error)
-            outcome.plan = getattr(error, "plan", None)  # what would have happened, if known
+            # The outcome so far (the ETag read, ...) when the error left update_workbook.
+            outcome = getattr(error, "outcome", None) or SiteOutcome(municipality.id)
+            outcome.fail(error)
+            outcome.plan = getattr(error, "plan", None) or outcome.plan  # what would have been
         log.info(
             "site.done",
             extra={
@@ -129,7 +131,9 @@ class Run:
 
     def _audit(self, outcome: SiteOutcome) -> None:
         assert self.audit is not None
-        event = self._event(outcome, outcome.plan, rows=outcome.written)
+        # Counts say what was done (or, in a dry run, planned): not what a failure prevented.
+        done = outcome.error is None or outcome.written
+        event = self._event(outcome, outcome.plan if done else None, rows=outcome.written)
         event["exit_code"] = int(outcome.exit_code)
         if outcome.error is not None:
             event["error"] = type(outcome.error).__name__
@@ -168,6 +172,24 @@ class Run:
         On an ETag conflict the workbook is read and planned again, up to MAX_ATTEMPTS."""
         site = self.site(municipality)
         outcome = SiteOutcome(municipality.id)
+        try:
+            return self._update(
+                site, municipality, outcome, make_plan, guard, create_missing, keep_all
+            )
+        except AgiiError as error:
+            error.outcome = outcome  # type: ignore[attr-defined]  # the audit line keeps the ETag
+            raise
+
+    def _update(
+        self,
+        site: Site,
+        municipality: Municipality,
+        outcome: SiteOutcome,
+        make_plan: PlanMaker,
+        guard: Guard | None,
+        create_missing: bool,
+        keep_all: bool,
+    ) -> SiteOutcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             outcome.attempts = attempt
             snapshot = site.read()
