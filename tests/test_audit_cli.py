@@ -167,8 +167,8 @@ def test_lines_cut_off_the_end_or_the_whole_trail_are_caught(
 
 def test_show_and_verify_of_a_trail_that_never_was_are_usage_errors(workspace: Workspace) -> None:
     for command in ("show", "verify"):
-        missing = workspace.root / "elders.jsonl"
-        assert workspace.cli("audit", command, "--log", str(missing)).exit_code == 2
+        for missing in (workspace.root / "elders.jsonl", workspace.root):  # a folder neither
+            assert workspace.cli("audit", command, "--log", str(missing)).exit_code == 2
 
 
 def test_show_renders_the_trail(workspace: Workspace, trail: Path) -> None:

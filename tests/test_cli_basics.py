@@ -139,7 +139,12 @@ def test_usage_errors_exit_2_and_give_a_json_document_with_json(args: list[str])
 
 def test_quiet_prints_only_what_went_wrong(workspace: Workspace) -> None:
     export = workspace.export([person(1, 0), person(2, 1)])
-    for command in (["push", str(export)], ["check"], ["purge"]):
+    for m in ("sint-pieters-leeuw", "mechelen", "genk"):
+        staff = {"type": "user", "title": "Staff", "email": f"staff@{m}.be"}
+        access = {"role_assignments": [{"principal": staff, "roles": ["Edit"]}]}
+        (workspace.root / "sites" / m).mkdir(parents=True, exist_ok=True)
+        (workspace.root / "sites" / m / "_access.json").write_text(json.dumps(access))
+    for command in (["push", str(export)], ["check"], ["purge"], ["access-check"]):
         result = workspace.cli("-q", *command)
         assert result.exit_code == 0 and result.stdout == "" and result.stderr == "", command
     bad = workspace.export([person(1, 0), person(2, 1, email="geen-adres")], name="bad.csv")

@@ -134,6 +134,31 @@ def test_every_bad_line_is_listed_at_once_and_no_name_is_repeated(
         assert "sofie" not in log.read_text().casefold()
 
 
+def test_an_empty_status_argument_clears_nothing(workspace: Workspace, pushed: list[str]) -> None:
+    workspace.cli("status-update", "--site", SPL, pushed[0], "Gecontacteerd")
+    for blank in ("", "   "):
+        result = workspace.cli("status-update", "--site", SPL, pushed[0], blank)
+        assert result.exit_code == 1 and "write 'leeg'" in result.output
+    assert workspace.rows(SPL)[0]["Status activiteit"] == "Gecontacteerd"
+
+
+def test_status_update_on_a_site_without_workbook_fails(workspace: Workspace) -> None:
+    result = workspace.cli("status-update", "--site", SPL, "7K3QZ-M9X2A", "Gecontacteerd")
+    assert result.exit_code == 2 and "no workbook yet" in result.output
+
+
+def test_pull_status_with_another_row_key_secret_writes_nothing(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = workspace.export([person(1, 0)])
+    workspace.cli("push", str(export))
+    monkeypatch.setenv("AGII_SYNC_ROWKEY_SECRET", "een-heel-ander-geheim-0123456789")
+    out = workspace.root / "status.csv"
+    result = workspace.cli("pull-status", str(export), "--out", str(out))
+    assert result.exit_code == 5 and "row-key secret differs" in result.output
+    assert not out.exists()
+
+
 def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> None:
     result = workspace.cli("status-update", "--site", SPL, pushed[0], "Activiteit gestrat")
     assert result.exit_code == 1

@@ -126,6 +126,8 @@ class WorkbookSection(BaseModel):
             raise ValueError("a sheet name cannot hold \\ / ? * [ ] : or start or end with '")
         if value.casefold() == "toelichting":
             raise ValueError("'Toelichting' is the explanation sheet; choose another name")
+        if not value.strip() or value.casefold() == "history":  # blank; reserved by Excel
+            raise ValueError("not a name Excel allows for a sheet")
         return value
 
 

@@ -43,11 +43,15 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
 
 def _show(state: State, outcomes: list[SiteOutcome]) -> None:
     out = state.output
+    if out.quiet:  # -q: only the sites that need a look
+        outcomes = [o for o in outcomes if o.exit_code != ExitCode.OK]
+        if not outcomes:
+            return
     render.access_summary(out, [(o, report_of(o)) for o in outcomes])
     for o in outcomes:
         report = report_of(o)
         if o.error is not None:
-            out.error(o.error)
+            out.error(o.error, site=o.site)
         if report is None:
             continue
         render.access_findings(out, o.site, report.findings)

@@ -24,7 +24,10 @@ LogOption = Annotated[
 
 
 def _audit_path(state: State, log: Path | None) -> Path:
-    return log if log is not None else state.config().audit_log
+    path = log if log is not None else state.config().audit_log
+    if path.is_dir():
+        raise UsageError(f"audit trail {path} is a folder", hint="give the audit trail's file")
+    return path
 
 
 @audit_app.command("verify")

@@ -109,7 +109,7 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found", hint="check the path") from None
     except IsADirectoryError:
-        raise UsageError(f"{path}: a folder, not a file", hint="give the export file") from None
+        raise UsageError(f"{path}: a folder, not a file", hint="give the file itself") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     if not data.strip():

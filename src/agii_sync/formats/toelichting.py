@@ -33,7 +33,7 @@ PARAGRAPHS: tuple[tuple[str, str], ...] = (
     ),
     (
         "Bewaartermijn",
-        "Een persoon blijft in dit werkblad tot de datum in 'Bewaren tot' ({months} maanden na het "
+        "Een persoon blijft in dit werkblad tot de datum in 'Bewaren tot' ({months} na het "
         "behalen van het inburgeringsattest) en wordt daarna automatisch verwijderd. Na het "
         "einde van het protocol worden alle gegevens verwijderd.",
     ),
@@ -84,7 +84,8 @@ def write_toelichting(sheet: Any, *, retention_months: int) -> None:
     line("Toelichting bij het werkblad inburgeraars", font=Font(bold=True, size=14))
     line()
     for title, text in PARAGRAPHS:
-        line(title, text.format(months=retention_months))
+        months = f"{retention_months} maand" + ("" if retention_months == 1 else "en")
+        line(title, text.format(months=months))
     line()
     line("Codelijsten")
     for title, values in code_lists():

@@ -12,11 +12,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..auth import rowkey_secret
+from ..auth import ROWKEY_ENV, rowkey_secret
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
-from ..domain.rowkey import row_key
+from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome
+from ..errors import SafetyStop
 from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
 
@@ -33,6 +34,7 @@ class PullReport:
 def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> PullReport:
     result = read_export(export, only_nis={m.nis for m in run.config.municipalities})
     secret = rowkey_secret()
+    run.key_check = key_check(secret)
     identities = [(r.nis_code, r.dossiernummer) for r in result.records] + list(result.rejected)
     report = PullReport()
     found: dict[str, list[tuple[str, str, str]]] = {}
@@ -58,6 +60,12 @@ def _pull_site(
     snapshot = run.site(m).read()
     outcome.etag_before = outcome.etag_after = snapshot.etag
     loaded = run.load(snapshot)
+    if loaded is not None and loaded.key_check and loaded.key_check != run.key_check:
+        raise SafetyStop(
+            f"{m.id}: the row-key secret differs from the one this workbook was written with; "
+            "no Rij-ID would match and the statuses would read as empty",
+            hint=f"use the row-key secret of the pushes ({ROWKEY_ENV} or `agii-sync login`)",
+        )
     rows = loaded.shared_rows if loaded else []
     outcome.audited_rows = len(rows)
     lines, unmatched, off_list = [], 0, []

@@ -21,8 +21,8 @@ from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import DataRejected, SafetyStop, UsageError
 from ..formats.guard import cells_outside_status
 
-CLEAR_WORDS = frozenset({"", "leeg", "(leeg)"})
-EMPTY_IN_FILE = "empty; write 'leeg' to clear a status"
+CLEAR_WORDS = frozenset({"leeg", "(leeg)"})
+EMPTY_STATUS = "empty; write 'leeg' to clear a status"
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ def suggest_status(text: str) -> str | None:
 
 
 def parse_edits(raw: list[tuple[int | None, str, str]]) -> tuple[list[StatusEdit], list[Problem]]:
-    """Validate (line, row_id, status) triples: a Rij-ID, a known status, each row ID once. In
-    a file (line is not None) an empty status cell is a problem: clearing takes 'leeg'. What
-    is not a Rij-ID is never repeated in a message (it may be a name typed in that column)."""
+    """Validate (line, row_id, status) triples: a Rij-ID, a known status, each row ID once. An
+    empty status is a problem: clearing takes 'leeg'. What is not a Rij-ID is never repeated
+    in a message (it may be a name typed in that column)."""
     edits, problems, seen = [], [], {}
     for line, row_id, status in raw:
         row_id = row_id.strip().upper()
@@ -63,9 +63,9 @@ def parse_edits(raw: list[tuple[int | None, str, str]]) -> tuple[list[StatusEdit
             message = "not a Rij-ID (five and five letters/digits, e.g. 7K3QZ-M9X2A)"
             problems.append(_problem(line, "Rij-ID", "invalid_row_id", message))
             row_id = ""
-        if line is not None and not status.strip():
+        if not status.strip():  # an empty $STATUS in a script must not wipe a status
             problems.append(
-                _problem(line, "Status activiteit", ProblemCode.MISSING_VALUE, EMPTY_IN_FILE)
+                _problem(line, "Status activiteit", ProblemCode.MISSING_VALUE, EMPTY_STATUS)
             )
             matched = None
         elif matched is None:
@@ -126,6 +126,8 @@ def status_update(
             )
 
     outcome = run.update_workbook(m, make_plan, guard=guard, create_missing=False, keep_all=True)
+    if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
+        raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
     if conflicts:
         outcome.details["conflicts"] = len(conflicts)
         outcome.details["conflict_rows"] = list(conflicts)
