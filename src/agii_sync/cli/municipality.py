@@ -55,7 +55,8 @@ def status_update(
             raise outcomes[0].error  # the lines are wrong, not the site: one error document
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
-        return render.sites(state.output, "status-update", outcomes, show_changes=True)
+        extra = {"dry_run": dry_run}
+        return render.sites(state.output, "status-update", outcomes, show_changes=True, extra=extra)
 
     execute(ctx, work)
 

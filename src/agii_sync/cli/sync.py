@@ -203,7 +203,11 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
                     "keeps them as they are: make sure they hold no personal data"
                 )
         return render.sites(
-            state.output, "purge", outcomes, show_changes=dry_run or state.verbose > 0
+            state.output,
+            "purge",
+            outcomes,
+            show_changes=dry_run or state.verbose > 0,
+            extra={"dry_run": dry_run},
         )
 
     execute(ctx, work)
