@@ -159,6 +159,28 @@ def test_pull_status_with_another_row_key_secret_writes_nothing(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("how", ["deleted", "renamed"])
+def test_a_lost_toelichting_is_flagged_restored_by_push_and_no_obstacle(
+    workspace: Workspace, pushed: list[str], how: str
+) -> None:
+    def lose(book):  # type: ignore[no-untyped-def]
+        if how == "deleted":
+            del book["Toelichting"]
+        else:
+            book["Toelichting"].title = "Uitleg"
+
+    workspace.edit_workbook(SPL, lose)
+    assert workspace.cli("status-update", "--site", SPL, pushed[0], "Gecontacteerd").exit_code == 0
+    check = workspace.cli("--json", "check", "--site", SPL)
+    assert check.exit_code == 1 and "toelichting_missing" in check.stdout
+    export = workspace.export([person(n, 0, attest_datum="2099-01-31") for n in range(1, 5)])
+    assert workspace.cli("push", str(export)).exit_code == 0  # nothing changed, still repaired
+    book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
+    assert "Toelichting" in book.sheetnames and book["Toelichting"]["A1"].value
+    assert workspace.rows(SPL)[0]["Status activiteit"] == "Gecontacteerd"
+    assert workspace.cli("check", "--site", SPL).exit_code == 0
+
+
 def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> None:
     result = workspace.cli("status-update", "--site", SPL, pushed[0], "Activiteit gestrat")
     assert result.exit_code == 1

@@ -199,7 +199,8 @@ class Run:
                 return outcome
             plan = make_plan(loaded)
             outcome.plan = plan
-            if self.dry_run or (plan.is_empty and loaded is not None):
+            repair = loaded is not None and not loaded.has_toelichting and not keep_all
+            if self.dry_run or (plan.is_empty and loaded is not None and not repair):
                 outcome.etag_after = snapshot.etag
                 return outcome
             content = self._render(loaded, plan, keep_all=keep_all)

@@ -6,6 +6,7 @@ from typing import Any
 
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from ..domain.codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, StatusMO
 from ..domain.row import COLUMNS
@@ -72,14 +73,17 @@ def write_toelichting(sheet: Any, *, retention_months: int) -> None:
     sheet.protection.sheet = True
 
     def line(title: str = "", text: str | None = None, *, font: Font = bold) -> None:
-        cells = []
+        parts: list[tuple[str, Font | None, Alignment | None]] = []
         if title:
-            cells.append(WriteOnlyCell(sheet, value=title))
-            cells[0].font = font
+            parts.append((title, font, None))
         if text is not None:
-            cells.append(WriteOnlyCell(sheet, value=text))
-            cells[-1].alignment = wrap
-        sheet.append(cells)
+            parts.append((text, None, wrap))
+        if isinstance(sheet, WriteOnlyWorksheet):
+            sheet.append([_styled(WriteOnlyCell(sheet, value=v), f, a) for v, f, a in parts])
+            return
+        sheet.append([value for value, _, _ in parts])  # a normal sheet: values, then styles
+        for column, (_, f, a) in enumerate(parts, start=1):
+            _styled(sheet.cell(row=sheet.max_row, column=column), f, a)
 
     line("Toelichting bij het werkblad inburgeraars", font=Font(bold=True, size=14))
     line()
@@ -90,3 +94,11 @@ def write_toelichting(sheet: Any, *, retention_months: int) -> None:
     line("Codelijsten")
     for title, values in code_lists():
         line(title, "; ".join(values))
+
+
+def _styled(cell: Any, font: Font | None, alignment: Alignment | None) -> Any:
+    if font is not None:
+        cell.font = font
+    if alignment is not None:
+        cell.alignment = alignment
+    return cell

@@ -64,6 +64,10 @@ class LoadedWorkbook:
         return self._book
 
     @property
+    def has_toelichting(self) -> bool:
+        return TOELICHTING_SHEET in self.sheetnames
+
+    @property
     def only_ours(self) -> bool:
         return set(self.sheetnames) <= {self.sheet_name, TOELICHTING_SHEET}
 
@@ -243,6 +247,7 @@ def write_rows(
     *,
     retention_months: int,
     key_check: str | None = None,
+    restore_toelichting: bool = True,
 ) -> None:
     """Make the data sheet hold exactly ``rows`` under the template's header, protection and
     drop-down. Cells are rewritten only where their value differs, so an unchanged row costs
@@ -257,7 +262,7 @@ def write_rows(
         sheet.delete_rows(count + 2, sheet.max_row - count - 1)
     _style_header(sheet[1])
     _format(sheet, count)
-    if TOELICHTING_SHEET not in book.sheetnames:
+    if restore_toelichting and TOELICHTING_SHEET not in book.sheetnames:
         sheet = book.create_sheet(TOELICHTING_SHEET)
         write_toelichting(sheet, retention_months=retention_months)
 
@@ -374,5 +379,6 @@ def render(
         rows,
         retention_months=retention_months,
         key_check=key_check,
+        restore_toelichting=not keep_all,  # keep_all: status cells only, nothing else
     )
     return save(loaded.book)

@@ -42,6 +42,15 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
     else:
         outcome.audited_rows = len(loaded.rows)
         outcome.findings.extend(run.findings(loaded))
+        if not loaded.has_toelichting:
+            outcome.findings.append(
+                Finding(
+                    None,
+                    None,
+                    "toelichting_missing",
+                    "the Toelichting sheet is missing; the next push or purge restores it",
+                )
+            )
         if m.protocol_ended(run.today) and loaded.rows:
             outcome.findings.append(
                 Finding(None, None, "protocol_ended", "the protocol has ended; run purge")

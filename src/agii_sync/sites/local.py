@@ -40,6 +40,7 @@ class LocalFolderSite:
         self._lock = FileLock(str(_lock_path(self.path)), is_singleton=False)
 
     def read(self) -> Snapshot:
+        self._tidy()
         try:
             content = self.path.read_bytes()
         except FileNotFoundError:
@@ -79,11 +80,22 @@ class LocalFolderSite:
     def _temp_prefix(self) -> str:
         return f".{self.path.name}."
 
+    def _tidy(self) -> None:
+        """A killed writer's temporary copy holds personal data: every run that reads the site
+        removes it at once, unless a writer is busy right now (then its next write does)."""
+        if not self.path.parent.is_dir() or not self._stale_temp_files():
+            return
+        with contextlib.suppress(Timeout), self._lock.acquire(timeout=0):
+            self._remove_stale_temp_files()
+
+    def _stale_temp_files(self) -> list[Path]:
+        return list(self.path.parent.glob(f"{glob.escape(self._temp_prefix())}*{TEMP_SUFFIX}"))
+
     def _remove_stale_temp_files(self) -> int:
         """Remove the temporary files of writers that died before their rename. Only the
         holder of the lock writes one, so under the lock every one found is stale."""
         removed = 0
-        for stale in self.path.parent.glob(f"{glob.escape(self._temp_prefix())}*{TEMP_SUFFIX}"):
+        for stale in self._stale_temp_files():
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
                 removed += 1
