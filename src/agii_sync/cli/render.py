@@ -137,7 +137,8 @@ def change_line(change: Any) -> str:
 
 
 def _summary_row(o: SiteOutcome) -> tuple[object, ...]:
-    counts = o.plan.counts() if o.plan else {}
+    done = o.error is None or o.written  # a failed site's plan is listed below, not counted
+    counts = o.plan.counts() if o.plan and done else {}
     return (
         o.site,
         _result(o),
