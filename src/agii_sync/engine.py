@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from .audit import AuditTrail, PendingWrite, audit_event, current_actor
+from .auth import ROWKEY_ENV
 from .config import Config, Municipality
 from .domain.check import Finding, check_rows
 from .domain.plan import Plan
@@ -24,6 +25,7 @@ from .errors import (
     EtagConflict,
     ExitCode,
     LayoutError,
+    SafetyStop,
     TemporaryFailure,
     WorkbookLocked,
 )
@@ -112,7 +114,8 @@ class Run:
             outcome = work(municipality)
         except AgiiError as error:
             # The outcome so far (the ETag read, ...) when the error left update_workbook.
-            outcome = getattr(error, "outcome", None) or SiteOutcome(municipality.id)
+            so_far = error.outcome
+            outcome = so_far if isinstance(so_far, SiteOutcome) else SiteOutcome(municipality.id)
             outcome.fail(error)
             outcome.plan = getattr(error, "plan", None) or outcome.plan  # what would have been
         log.info(
@@ -177,7 +180,7 @@ class Run:
                 site, municipality, outcome, make_plan, guard, create_missing, keep_all
             )
         except AgiiError as error:
-            error.outcome = outcome  # type: ignore[attr-defined]  # the audit line keeps the ETag
+            error.outcome = outcome  # the audit line keeps the ETag read
             raise
 
     def _update(
@@ -267,6 +270,20 @@ def refuse_unwritable(loaded: workbook.LoadedWorkbook | None, today: date) -> No
                 f"row {finding.row}, column {finding.column!r}: {finding.message}",
                 hint="fix the workbook by hand (or run `agii-sync check`), then run again",
             )
+
+
+def refuse_another_secret(
+    m: Municipality, loaded: workbook.LoadedWorkbook | None, mine: str | None
+) -> None:
+    """Rij-IDs made with another row-key secret match none of the workbook's: a push would
+    replace every row (every status lost), pull-status would read no status. A workbook
+    without the mark (an older one) is adopted."""
+    if loaded is not None and loaded.key_check and mine and loaded.key_check != mine:
+        raise SafetyStop(
+            f"{m.id}: the row-key secret differs from the one this workbook was written with; "
+            "no Rij-ID would match (a push would replace every row and lose every status)",
+            hint=f"use the row-key secret of earlier runs ({ROWKEY_ENV} or `agii-sync login`)",
+        )
 
 
 def worst(outcomes: Iterable[SiteOutcome], *more: ExitCode) -> ExitCode:

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
 
 class AgiiError(Exception):
     exit_code: ExitCode = ExitCode.USAGE
+    outcome: object | None = None  # the engine's SiteOutcome so far, when a site's work failed
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

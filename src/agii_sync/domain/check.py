@@ -13,7 +13,7 @@ from datetime import date
 
 from .codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, NO_INTEREST, StatusMO
 from .plan import past_retention
-from .row import ROW_ID_PATTERN, SheetRow
+from .row import SheetRow, is_row_id
 
 INTEREST_LABELS = frozenset(INTERESTS.values())
 MO_STATUSES = frozenset(s.value for s in StatusMO)
@@ -42,7 +42,7 @@ def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Fi
     row, n = item.row, item.sheet_row
     for column in item.formula_columns:
         yield Finding(n, column, "formula", "a formula in a managed column")
-    if not re.match(ROW_ID_PATTERN, row.rij_id):
+    if not is_row_id(row.rij_id):
         yield Finding(
             n, "Rij-ID", "invalid_row_id", "not a row key made by agii-sync (hand-added row?)"
         )

@@ -51,6 +51,11 @@ ACTIVITY_STATUSES: tuple[str, ...] = tuple(s.value for s in ActivityStatus)
 # (CONTRACT §4): it is always stored as text, and an export value like that is warned about.
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 
+
+def is_formula_like(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
+
+
 # Separators between interests in the export (CONTRACT §3).
 INTEREST_SEPARATORS: tuple[str, ...] = (";", ",", "|")
 

@@ -22,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from .codes import (
     CEFR_LEVELS,
     DUTCH_UNKNOWN,
-    FORMULA_PREFIXES,
     INTEREST_SEPARATORS,
     INTERESTS,
     LANGUAGE_ALIASES,
     LANGUAGE_NAMES_NL,
     NO_INTEREST,
     StatusMO,
+    is_formula_like,
 )
 from .problems import Problem, ProblemCode, has_errors
 from .retention import keep_until
@@ -483,5 +483,5 @@ def _formula_warnings(line: int, values: dict[str, object]) -> list[Problem]:
     return [
         Problem.of(ProblemCode.FORMULA_LIKE_TEXT, line=line, column=column)
         for column in FREE_TEXT_COLUMNS
-        if isinstance(values.get(column), str) and str(values[column]).startswith(FORMULA_PREFIXES)
+        if is_formula_like(values.get(column))
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,6 +30,11 @@ KEY_COLUMN = "Rij-ID"
 RETENTION_COLUMN = "Bewaren tot"
 
 ROW_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$"
+
+
+def is_row_id(text: str) -> bool:
+    """Shaped like a Rij-ID agii-sync makes (``XXXXX-XXXXX``, Crockford base32)."""
+    return re.fullmatch(ROW_ID_PATTERN, text) is not None
 
 
 class SharedRow(BaseModel):

@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from ..domain.codes import FORMULA_PREFIXES
+from ..domain.codes import is_formula_like
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]], *, newline: str) -> str:
@@ -23,6 +23,6 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]], *, newline
 
 
 def _as_text(value: object) -> object:
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
+    if is_formula_like(value):
+        return f"'{value}"
     return value

@@ -25,13 +25,12 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
 from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
 from ..errors import InputError, LayoutError
 from .export_reader import refuse_zip_bomb
 from .toelichting import TOELICHTING_SHEET, write_toelichting
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_FORMAT = "DD/MM/YYYY"
 STATUS_INDEX = COLUMNS.index(STATUS_COLUMN)
 DATE_COLUMN = COLUMNS.index("Bewaren tot") + 1
@@ -72,10 +71,6 @@ class LoadedWorkbook:
         return set(self.sheetnames) <= {self.sheet_name, TOELICHTING_SHEET}
 
 
-def is_formula_like(value: str) -> bool:
-    return value.startswith(FORMULA_PREFIXES)
-
-
 def create_workbook(
     sheet_name: str,
     rows: Iterable[SharedRow] = (),
@@ -108,7 +103,7 @@ def _header_cells(sheet: Any) -> list[Cell]:
 def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[object]:
     values: list[object] = list(row.cells())
     for i, value in enumerate(values):
-        if isinstance(value, str) and is_formula_like(value):
+        if is_formula_like(value):
             cell = WriteOnlyCell(sheet, value=value)
             cell.data_type = "s"  # stored as text, never as a formula
             values[i] = cell
@@ -287,7 +282,7 @@ def _write_row(sheet: Worksheet, row_number: int, values: tuple[object, ...]) ->
         if _holds(cell, value):
             continue
         cell.value = value
-        if isinstance(value, str) and is_formula_like(value):
+        if is_formula_like(value):
             cell.data_type = "s"  # stored as text, never as a formula
         changed = True
     return changed

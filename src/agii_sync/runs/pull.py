@@ -12,12 +12,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..auth import ROWKEY_ENV, rowkey_secret
+from ..auth import rowkey_secret
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.rowkey import key_check, row_key
-from ..engine import Run, SiteOutcome
-from ..errors import SafetyStop
+from ..engine import Run, SiteOutcome, refuse_another_secret
 from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
 
@@ -60,12 +59,7 @@ def _pull_site(
     snapshot = run.site(m).read()
     outcome.etag_before = outcome.etag_after = snapshot.etag
     loaded = run.load(snapshot)
-    if loaded is not None and loaded.key_check and loaded.key_check != run.key_check:
-        raise SafetyStop(
-            f"{m.id}: the row-key secret differs from the one this workbook was written with; "
-            "no Rij-ID would match and the statuses would read as empty",
-            hint=f"use the row-key secret of the pushes ({ROWKEY_ENV} or `agii-sync login`)",
-        )
+    refuse_another_secret(m, loaded, run.key_check)
     rows = loaded.shared_rows if loaded else []
     outcome.audited_rows = len(rows)
     lines, unmatched, off_list = [], 0, []

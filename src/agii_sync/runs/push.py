@@ -13,7 +13,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..auth import ROWKEY_ENV, rowkey_secret
+from ..auth import rowkey_secret
 from ..config import Config, DeleteLimit, Municipality
 from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, plan_push, statuses_kept
@@ -21,10 +21,9 @@ from ..domain.problems import Problem, has_errors
 from ..domain.routing import Routing, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import key_check, row_key
-from ..engine import Run, SiteOutcome, refuse_unwritable, worst
+from ..engine import Run, SiteOutcome, refuse_another_secret, refuse_unwritable, worst
 from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
-from ..formats.workbook import LoadedWorkbook
 from ..parallel import can_fork, forked_pool, usable_cores
 from .access import require_access
 from .window import require_protocol_active
@@ -188,7 +187,7 @@ def push_site(
 
     def make_plan(loaded):  # type: ignore[no-untyped-def]
         refuse_unwritable(loaded, run.today)
-        _refuse_another_secret(m, loaded, run.key_check)
+        refuse_another_secret(m, loaded, run.key_check)
         current = loaded.shared_rows if loaded else []
         rows, keep = wanted()
         desired[:] = rows
@@ -202,19 +201,6 @@ def push_site(
         1 for row in desired if row.bewaren_tot is not None and run.today > row.bewaren_tot
     )
     return outcome
-
-
-def _refuse_another_secret(
-    m: Municipality, loaded: LoadedWorkbook | None, mine: str | None
-) -> None:
-    """Another row-key secret would give every person a new Rij-ID: all rows removed and
-    added again, every status gone. A workbook without the mark (older) is adopted."""
-    if loaded is not None and loaded.key_check and mine and loaded.key_check != mine:
-        raise SafetyStop(
-            f"{m.id}: the row-key secret differs from the one this workbook was written with; "
-            "with it every Rij-ID would change and every 'Status activiteit' would be lost",
-            hint=f"use the row-key secret of earlier runs ({ROWKEY_ENV} or `agii-sync login`)",
-        )
 
 
 def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None:

@@ -9,14 +9,13 @@ else set meanwhile to a third value is a conflict, reported and left alone.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.plan import Plan, plan_status
 from ..domain.problems import Problem, ProblemCode, Severity
-from ..domain.row import ROW_ID_PATTERN
+from ..domain.row import is_row_id
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import DataRejected, SafetyStop, UsageError
 from ..formats.guard import cells_outside_status
@@ -59,7 +58,7 @@ def parse_edits(raw: list[tuple[int | None, str, str]]) -> tuple[list[StatusEdit
         matched = match_status(status)
         if not row_id:
             problems.append(_problem(line, "Rij-ID", ProblemCode.MISSING_VALUE, "empty"))
-        elif not re.fullmatch(ROW_ID_PATTERN, row_id):
+        elif not is_row_id(row_id):
             message = "not a Rij-ID (five and five letters/digits, e.g. 7K3QZ-M9X2A)"
             problems.append(_problem(line, "Rij-ID", "invalid_row_id", message))
             row_id = ""
