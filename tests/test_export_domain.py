@@ -420,9 +420,14 @@ def test_repr_hides_personal_data() -> None:
 
 
 def test_row_identity_of_a_rejected_row() -> None:
-    assert row_identity(valid_row(dossiernummer=" a12 ", telefoon="x")) == ("23077", "A12")
-    assert row_identity(valid_row(nis_code="x")) == (None, "A1234567")
-    assert row_identity({}) == (None, None)
+    def keys(raw: dict[str, object]) -> tuple[str | None, str | None, str | None]:
+        identity = row_identity(2, raw)
+        return identity.nis, identity.dossier, identity.dossier_guess
+
+    assert keys(valid_row(dossiernummer=" a12 ", telefoon="x")) == ("23077", "A12", None)
+    assert keys(valid_row(nis_code="x")) == (None, "A1234567", None)
+    assert keys(valid_row(dossiernummer="a12\u200b*")) == ("23077", None, "A12")
+    assert keys({}) == (None, None, None)
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ def test_postcode_mismatch_goes_nowhere() -> None:
     assert [(p.line, p.column, p.code) for p in routing.problems] == [
         (2, "postcode", ProblemCode.POSTCODE_MISMATCH)
     ]
-    assert routing.rejected == [("23077", "A9")]
+    assert [(r.line, r.nis, r.dossier) for r in routing.rejected] == [(2, "23077", "A9")]
     assert "2800" not in routing.problems[0].message
 
 

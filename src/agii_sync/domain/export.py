@@ -31,6 +31,7 @@ from .codes import (
     is_formula_like,
 )
 from .problems import Problem, ProblemCode, has_errors
+from .rejections import RejectedRow, guess_dossier
 from .retention import keep_until
 from .row import SharedRow
 
@@ -163,10 +164,17 @@ def validate_row(line: int, raw: RawRow) -> tuple[ExportRecord | None, list[Prob
     return ExportRecord(line=line, **values), problems
 
 
-def row_identity(raw: RawRow) -> tuple[str | None, str | None]:
-    """(nis_code, dossiernummer) normalised, each None when unreadable: lets a caller keep a
-    person whose row was rejected for another reason."""
-    return _readable("nis_code", raw), _readable("dossiernummer", raw)
+def row_identity(line: int, raw: RawRow) -> RejectedRow:
+    """What can be read of a row's keys (each None when unreadable): lets a caller keep a
+    person whose row is rejected, whatever the reason."""
+    dossier = _readable("dossiernummer", raw)
+    return RejectedRow(
+        line=line,
+        nis=_readable("nis_code", raw),
+        dossier=dossier,
+        dossier_guess=None if dossier else guess_dossier(raw.get("dossiernummer")),
+        postcode=_readable("postcode", raw),
+    )
 
 
 def parse_cell(column: str, value: object) -> object:

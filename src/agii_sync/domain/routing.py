@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ..config import Municipality
 from .export import ExportRecord
 from .problems import Problem, ProblemCode
+from .rejections import RejectedRow
 
 
 @dataclass
@@ -18,7 +19,7 @@ class Routing:
     by_site: dict[str, list[ExportRecord]]  # municipality id → its records, in export order
     skipped_other_nis: int = 0  # rows for municipalities not in the config
     problems: list[Problem] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (nis, dossier)
+    rejected: list[RejectedRow] = field(default_factory=list)
 
 
 def route(records: list[ExportRecord], municipalities: list[Municipality]) -> Routing:
@@ -32,7 +33,11 @@ def route(records: list[ExportRecord], municipalities: list[Municipality]) -> Ro
             routing.problems.append(
                 Problem.of(ProblemCode.POSTCODE_MISMATCH, line=record.line, column="postcode")
             )
-            routing.rejected.append((record.nis_code, record.dossiernummer))
+            routing.rejected.append(
+                RejectedRow(
+                    record.line, record.nis_code, record.dossiernummer, postcode=record.postcode
+                )
+            )
         else:
             routing.by_site[municipality.id].append(record)
     return routing

@@ -33,6 +33,7 @@ from ..domain.export import (
     validate_row,
 )
 from ..domain.problems import Problem, ProblemCode
+from ..domain.rejections import RejectedRow
 from ..errors import InputError, UsageError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -62,7 +63,7 @@ Cells = Sequence[object]
 class ExportReadResult:
     records: list[ExportRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (nis, dossier), readable
+    rejected: list[RejectedRow] = field(default_factory=list)  # what can be read of them
     unknown_columns: list[str] = field(default_factory=list)  # names only, never copied
     did_you_mean: dict[str, str] = field(default_factory=dict)  # unknown column → known name
     rows_read: int = 0
@@ -74,9 +75,12 @@ class _CheckedRow:
     line: int
     record: ExportRecord | None
     problems: list[Problem]
-    nis: str | None
-    dossier: str | None
+    identity: RejectedRow
     skipped: bool = False
+
+    @property
+    def dossier(self) -> str | None:
+        return self.identity.dossier
 
 
 def read_export(path: Path, only_nis: Collection[str] | None = None) -> ExportReadResult:
@@ -339,9 +343,8 @@ def _check_rows(
             result.skipped_other_nis += 1
         elif row.record is not None:
             result.records.append(row.record)
-        elif row.nis and row.dossier:
-            result.rejected.append((row.nis, row.dossier))
-    result.rejected = list(dict.fromkeys(result.rejected))
+        else:
+            result.rejected.append(row.identity)
     return result
 
 
@@ -368,14 +371,15 @@ def _check_row(
     only_nis: Collection[str] | None,
 ) -> _CheckedRow:
     raw = {column: cell for column, cell in zip(columns, cells, strict=False) if column}
-    nis, dossier = row_identity(raw)
+    identity = row_identity(line, raw)
+    nis = identity.nis
     if only_nis is not None and nis is not None and nis not in only_nis:
-        return _CheckedRow(line, None, [], nis, dossier, skipped=True)
+        return _CheckedRow(line, None, [], identity, skipped=True)
     record, problems = validate_row(line, raw)
     if is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :]):
         problems.append(Problem.of(ProblemCode.EXTRA_FIELDS, line=line, column=None))
         record = None
-    return _CheckedRow(line, record, problems, nis, dossier)
+    return _CheckedRow(line, record, problems, identity)
 
 
 def _reject_duplicate_dossiers(rows: list[_CheckedRow]) -> None:

@@ -34,7 +34,9 @@ def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> P
     result = read_export(export, only_nis={m.nis for m in run.config.municipalities})
     secret = rowkey_secret()
     run.key_check = key_check(secret)
-    identities = [(r.nis_code, r.dossiernummer) for r in result.records] + list(result.rejected)
+    identities = [(r.nis_code, r.dossiernummer) for r in result.records] + [
+        (r.nis, r.dossier) for r in result.rejected if r.nis and r.dossier
+    ]
     report = PullReport()
     found: dict[str, list[tuple[str, str, str]]] = {}
 

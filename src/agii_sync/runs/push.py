@@ -17,7 +17,9 @@ from ..auth import rowkey_secret
 from ..config import Config, DeleteLimit, Municipality
 from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, plan_push, statuses_kept
+from ..domain import rejections
 from ..domain.problems import Problem, has_errors
+from ..domain.rejections import RejectedRow, SiteRejections
 from ..domain.routing import Routing, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import key_check, row_key
@@ -73,15 +75,16 @@ def push(
             return PushReport(export.prepared().summary, blocked_by_strict=True)
 
         def one_site(m: Municipality) -> SiteOutcome:
-            def desired() -> tuple[list[SharedRow], frozenset[str]]:
+            def desired() -> tuple[list[SharedRow], SiteRejections]:
                 prepared = export.prepared()
-                keep = frozenset(
-                    row_key(secret, nis, dossier)
-                    for nis, dossier in prepared.rejected
-                    if nis == m.nis
+                rejected = rejections.for_site(
+                    prepared.rejected,
+                    nis=m.nis,
+                    postal_codes=m.postal_codes,
+                    key=lambda nis, dossier: row_key(secret, nis, dossier),
                 )
                 records = prepared.routing.by_site.get(m.id, [])
-                return [_shared_row(run, secret, m, r) for r in records], keep
+                return [_shared_row(run, secret, m, r) for r in records], rejected
 
             return push_site(run, m, desired, limit=limit)
 
@@ -93,7 +96,7 @@ def push(
 class PreparedExport:
     summary: ExportSummary
     routing: Routing
-    rejected: list[tuple[str, str]]
+    rejected: list[RejectedRow]
 
 
 class ExportInBackground:
@@ -175,12 +178,12 @@ def _shared_row(run: Run, secret: bytes, m: Municipality, record: ExportRecord) 
 def push_site(
     run: Run,
     m: Municipality,
-    wanted: Callable[[], tuple[list[SharedRow], frozenset[str]]],
+    wanted: Callable[[], tuple[list[SharedRow], SiteRejections]],
     *,
     limit: DeleteLimit,
 ) -> SiteOutcome:
-    """``wanted()`` gives the site's rows from the export and the row IDs to keep as they are
-    (people whose export row was rejected); it is called once the workbook is loaded."""
+    """``wanted()`` gives the site's rows from the export and the rejected rows as this site
+    sees them (people who are kept as they are); it is called once the workbook is loaded."""
     require_protocol_active(m, run.today)
     require_access(run, m)
     desired: list[SharedRow] = []
@@ -189,9 +192,10 @@ def push_site(
         refuse_unwritable(loaded, run.today)
         refuse_another_secret(m, loaded, run.key_check)
         current = loaded.shared_rows if loaded else []
-        rows, keep = wanted()
+        rows, rejected = wanted()
         desired[:] = rows
-        plan = plan_push(current, rows, today=run.today, keep=keep)
+        plan = plan_push(current, rows, today=run.today, keep=rejected.keep)
+        _refuse_unaccounted_removals(m, plan, current, rejected)
         _check_delete_limit(m, plan, limit)
         _guard_plan(m, current, plan)
         return plan
@@ -201,6 +205,24 @@ def push_site(
         1 for row in desired if row.bewaren_tot is not None and run.today > row.bewaren_tot
     )
     return outcome
+
+
+def _refuse_unaccounted_removals(
+    m: Municipality, plan: Plan, current: list[SharedRow], rejected: SiteRejections
+) -> None:
+    """A rejected row whose person cannot be found may be any of the people the plan would
+    remove as moved away: stop rather than remove someone who is still shared."""
+    moved_away = plan.of("moved_away")
+    lines = rejected.unaccounted_lines(row.rij_id for row in current)
+    if not moved_away or not lines:
+        return
+    shown = ", ".join(str(line) for line in lines[:10]) + (" …" if len(lines) > 10 else "")
+    raise SafetyStop(
+        f"{m.id}: the push would remove {len(moved_away)} people as moved away, but export "
+        f"line(s) {shown} were rejected and name no one it can find: they may be among them; "
+        "nothing was written to this site",
+        hint="fix those lines (the report says what is wrong with them) and push again",
+    )
 
 
 def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None:
