@@ -170,7 +170,12 @@ def test_arbitrary_text_in_every_column_never_crashes_leaks_or_becomes_a_formula
     results = [ws.cli("push", str(path)), ws.cli("--json", "-v", "push", str(path))]
 
     for result in results:
-        assert result.exit_code in (0, 1), (result.exit_code, result.output)
+        # 5 only for the safety stop of a garbled row that names no one (docs/safety.md)
+        unaccounted = "name no one it can find" in result.output
+        assert result.exit_code in (0, 1) or (result.exit_code == 5 and unaccounted), (
+            result.exit_code,
+            result.output,
+        )
         assert "Traceback" not in result.output and "internal error" not in result.output
     json.loads(results[1].stdout)  # one JSON document, whatever the values
     printed = "\n".join(r.stdout + "\n" + r.stderr for r in results)

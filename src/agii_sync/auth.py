@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import keyring
 import msal
@@ -30,6 +29,7 @@ from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
 
 from .config import AuthSection
 from .errors import AuthFailure, ConfigError, ExitCode, SecretMissing, TemporaryFailure
+from .siteurl import parse_http_site
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +232,13 @@ class CachedTokenProvider:
 
 def sharepoint_resource(site_url: str) -> str:
     """``https://agii.sharepoint.com/sites/x`` → ``https://agii.sharepoint.com``."""
-    parts = urlsplit(site_url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ConfigError(f"not a SharePoint Online site: {site_url}")
-    return f"https://{parts.hostname}"
+    try:
+        site = parse_http_site(site_url)
+    except ValueError as exc:
+        raise ConfigError(f"site URL: {exc}") from None
+    if site.kind != "sharepoint":
+        raise ConfigError("not a SharePoint Online site (https://…)")
+    return site.origin
 
 
 def token_provider(

@@ -7,13 +7,11 @@ that looks like one is a config error.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import os
 import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -26,6 +24,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .siteurl import HttpSite, SiteKind, check_workbook_path, parse_http_site, site_kind
 
 CONFIG_ENV = "AGII_SYNC_CONFIG"
 DEFAULT_CONFIG = "agii-sync.toml"
@@ -95,6 +94,17 @@ class AuthSection(BaseModel):
     client_id: str
     method: Literal["certificate", "device-code"] = "certificate"
     certificate_thumbprint: str | None = None
+    # https sites must be on the tenant's own SharePoint host; others only when listed here
+    sharepoint_hosts: list[str] = Field(default_factory=list)
+
+    @property
+    def allowed_hosts(self) -> set[str]:
+        """``agii.onmicrosoft.com`` → ``agii.sharepoint.com``, plus ``sharepoint_hosts``."""
+        hosts = {host.strip().lower() for host in self.sharepoint_hosts}
+        name, dot, rest = self.tenant.strip().lower().partition(".")
+        if dot and rest == "onmicrosoft.com":
+            hosts.add(f"{name}.sharepoint.com")
+        return hosts
 
     @model_validator(mode="after")
     def _thumbprint_for_certificate(self) -> AuthSection:
@@ -114,7 +124,7 @@ class WorkbookSection(BaseModel):
     @field_validator("path")
     @classmethod
     def _xlsx(cls, value: str) -> str:
-        value = value.strip().strip("/")
+        value = check_workbook_path(value)
         if not value.lower().endswith(".xlsx"):
             raise ValueError("must name an .xlsx file")
         return value
@@ -129,9 +139,6 @@ class WorkbookSection(BaseModel):
         if not value.strip() or value.casefold() == "history":  # blank; reserved by Excel
             raise ValueError("not a name Excel allows for a sheet")
         return value
-
-
-SiteKind = Literal["file", "sharepoint", "emulator"]
 
 
 class Municipality(BaseModel):
@@ -161,35 +168,16 @@ class Municipality(BaseModel):
     def kind(self) -> SiteKind:
         return site_kind(self.site)
 
+    @property
+    def http_site(self) -> HttpSite:
+        """The parsed ``https://`` or ``http://`` site (ValueError for a ``file:`` site)."""
+        return parse_http_site(self.site)
+
     def protocol_active(self, today: date) -> bool:
         return self.protocol_start <= today <= self.protocol_end
 
     def protocol_ended(self, today: date) -> bool:
         return today > self.protocol_end
-
-
-def site_kind(url: str) -> SiteKind:
-    if url.startswith("file:"):
-        if not url[len("file:") :].strip():
-            raise ValueError("file: site needs a folder")
-        return "file"
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return "sharepoint"
-    if parts.scheme == "http":
-        if is_loopback(parts.hostname or ""):
-            return "emulator"
-        raise ValueError("plain http is only allowed for a loopback address (the emulator)")
-    raise ValueError("site must start with https://, file: or http://127.0.0.1")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Config(BaseModel):
@@ -209,6 +197,52 @@ class Config(BaseModel):
                 if value in seen:
                     raise ValueError(f"two municipalities share {attr} {value!r}")
                 seen.add(value)
+        return self
+
+    @model_validator(mode="after")
+    def _one_site_each(self) -> Config:
+        """Two municipalities on one site (or one folder inside another's) would put one's
+        people in the other's workbook."""
+        seen: dict[object, str] = {}
+        folders: list[tuple[Path, str]] = []
+        for m in self.municipalities:
+            if m.kind == "file":
+                folder = Path(os.path.normcase(os.path.abspath(self.site_folder(m))))
+                for other, other_id in folders:
+                    if (
+                        folder == other
+                        or folder.is_relative_to(other)
+                        or other.is_relative_to(folder)
+                    ):
+                        raise ValueError(
+                            f"municipalities {other_id!r} and {m.id!r} share a site folder "
+                            "(or one lies inside the other); each needs its own"
+                        )
+                folders.append((folder, m.id))
+                continue
+            identity = m.http_site.identity
+            if identity in seen:
+                raise ValueError(
+                    f"municipalities {seen[identity]!r} and {m.id!r} share a site; each needs "
+                    "its own"
+                )
+            seen[identity] = m.id
+        return self
+
+    @model_validator(mode="after")
+    def _tenant_hosts(self) -> Config:
+        """A token for the tenant goes only to the tenant's SharePoint host (or one listed in
+        ``[auth] sharepoint_hosts``): a typo or a rogue entry must not receive it."""
+        if self.auth is None:
+            return self
+        allowed = self.auth.allowed_hosts
+        for m in self.municipalities:
+            if m.kind == "sharepoint" and m.http_site.host not in allowed:
+                shown = ", ".join(sorted(allowed)) or "none: list them in sharepoint_hosts"
+                raise ValueError(
+                    f"municipality {m.id!r}: the site is not on the tenant's SharePoint host "
+                    f"({shown}); add its host to [auth] sharepoint_hosts if it is right"
+                )
         return self
 
     @property

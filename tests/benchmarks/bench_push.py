@@ -63,6 +63,7 @@ def main() -> int:
         root = Path(tmp)
         config_path = root / "agii-sync.toml"
         config_path.write_text(CONFIG, encoding="utf-8")
+        (root / "sites" / "mechelen").mkdir(parents=True)
         config = load_config(config_path)
         rows = write_synthetic_export(
             root / "export0.csv", config.municipalities, args.people, seed=1, extra_columns=False

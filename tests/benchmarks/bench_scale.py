@@ -69,6 +69,9 @@ protocol_end = 2099-12-31
 def write_config(root: Path, sites: list[str], workers: int = 4) -> Path:
     head = f'[agii]\naudit_log = "var/audit.jsonl"\nmax_delete = "100%"\nworkers = {workers}\n'
     path = root / "agii-sync.toml"
+    for site in sites:
+        if site.startswith("file:"):
+            (root / site.removeprefix("file:")).mkdir(parents=True, exist_ok=True)
     path.write_text(head + "".join(municipality(i, s) for i, s in enumerate(sites)), "utf-8")
     return path
 

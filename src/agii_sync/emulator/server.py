@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ..config import is_loopback
+from ..siteurl import is_loopback
 from .api import (
     JSON_TYPE,
     UNSUPPORTED_CODE,

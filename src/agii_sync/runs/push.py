@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..auth import rowkey_secret
 from ..config import Config, DeleteLimit, Municipality
+from ..domain import rejections
 from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, plan_push, statuses_kept
-from ..domain import rejections
 from ..domain.problems import Problem, has_errors
 from ..domain.rejections import RejectedRow, SiteRejections
 from ..domain.routing import Routing, route

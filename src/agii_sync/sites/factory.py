@@ -14,7 +14,8 @@ TokenProvider = Callable[[], dict[str, Any]]
 
 
 class SiteOpener:
-    """Hands out sites; SharePoint sites share one connection (session and token)."""
+    """Hands out sites. SharePoint sites on one host share one connection (session and a
+    token minted for that host); a token is never sent to another host."""
 
     def __init__(self, config: Config, *, prompt: Callable[[str], None] | None = None) -> None:
         self.config = config
@@ -30,7 +31,7 @@ class SiteOpener:
     def _connection(self, municipality: Municipality) -> Any:
         from .sharepoint import RetryPolicy, SharePointConnection
 
-        key = municipality.kind
+        key = municipality.http_site.origin
         with self._lock:
             if key not in self._connections:
                 self._connections[key] = SharePointConnection(
@@ -44,13 +45,11 @@ class SiteOpener:
 
         if municipality.kind == "emulator":
             return dummy_token
-        from ..auth import sharepoint_resource, token_provider
+        from ..auth import token_provider
         from ..errors import ConfigError
 
         if self.config.auth is None:
             raise ConfigError(
                 f"site {municipality.id!r} is on SharePoint Online but the config has no [auth]"
             )
-        return token_provider(
-            self.config.auth, sharepoint_resource(municipality.site), prompt=self.prompt
-        )
+        return token_provider(self.config.auth, municipality.http_site.origin, prompt=self.prompt)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..errors import EtagConflict, TemporaryFailure, WorkbookLocked
+from ..errors import ConfigError, EtagConflict, TemporaryFailure, WorkbookLocked
 from ..scratch import SYSTEM_TEMP
 from .access_file import read_access_file
 from .base import AccessSnapshot, Snapshot
@@ -33,13 +33,33 @@ def content_etag(content: bytes) -> str:
 
 
 class LocalFolderSite:
+    """The site is a folder that must exist (a typo in ``site`` must not create a new one and
+    fill it with personal data); the workbook must lie inside it, symbolic links included."""
+
     def __init__(self, folder: Path, workbook_path: str) -> None:
         self.folder = folder
         self.path = folder / workbook_path
         self.url = f"file:{folder}"
         self._lock = FileLock(str(_lock_path(self.path)), is_singleton=False)
 
+    def _check_inside(self) -> None:
+        if not self.folder.is_dir():
+            raise ConfigError(
+                f"the site folder {self.folder} does not exist",
+                hint="fix the municipality's `site` in the config, or create the folder; "
+                "agii-sync never creates a site folder",
+            )
+        root = os.path.realpath(self.folder)
+        target = os.path.realpath(self.path)
+        if os.path.commonpath([root, target]) != root:
+            raise ConfigError(
+                f"the workbook path in {self.url} leads outside the site folder "
+                "(through a symbolic link)",
+                hint="remove the link; a site's workbook must lie inside its own folder",
+            )
+
     def read(self) -> Snapshot:
+        self._check_inside()
         self._tidy()
         try:
             content = self.path.read_bytes()
@@ -52,8 +72,10 @@ class LocalFolderSite:
         return Snapshot(content, content_etag(content))
 
     def write(self, content: bytes, if_match: str | None) -> str:
+        self._check_inside()
         self._refuse_if_open_in_office()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_inside()  # a link planted while the folders were made
         try:
             with self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
                 self._remove_stale_temp_files()

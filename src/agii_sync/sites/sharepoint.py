@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from office365.runtime.client_request_exception import ClientRequestException
 from office365.runtime.http.http_method import HttpMethod
@@ -49,7 +49,6 @@ from requests import Response
 from requests import exceptions as http_errors
 
 from .. import __version__
-from ..config import site_kind
 from ..errors import (
     AgiiError,
     AuthFailure,
@@ -59,6 +58,7 @@ from ..errors import (
     Throttled,
     WorkbookLocked,
 )
+from ..siteurl import parse_http_site, site_kind
 from .base import AccessSnapshot, Principal, RoleAssignment, SharingLink, Snapshot
 
 USER_AGENT = f"NONISV|AgII|agii-sync/{__version__}"
@@ -209,17 +209,15 @@ class _IdentifiedTransport(BaseTransport):
 
 
 def check_site_url(site_url: str) -> str:
-    """The site URL without a trailing slash and with its path decoded (a URL copied from a
-    browser has ``%20`` and ``%27``; the library compares server-relative paths decoded);
-    plain http only to a loopback host."""
+    """The site URL rebuilt from its parsed parts (scheme, host, port, decoded path; a URL
+    copied from a browser has ``%20`` and ``%27``, the library compares paths decoded): the
+    same parse that the config checked decides where the connection goes."""
+    if site_url.startswith("file:"):
+        raise ConfigError("a file: site is a folder, not a SharePoint site")
     try:
-        kind = site_kind(site_url)
+        return parse_http_site(site_url).url
     except ValueError as exc:
-        raise ConfigError(f"site {site_url}: {exc}") from None
-    if kind == "file":
-        raise ConfigError(f"site {site_url} is a folder, not a SharePoint site")
-    parts = urlsplit(site_url.rstrip("/"))
-    return urlunsplit(parts._replace(path=unquote(parts.path)))
+        raise ConfigError(f"site URL: {exc}") from None
 
 
 def identify(ctx: ClientContext, user_agent: str = USER_AGENT) -> ClientContext:
@@ -251,9 +249,11 @@ class SharePointConnection:
         self.chunk_size = chunk_size
         self.digest = FormDigestCache()
         self._root = identify(base_context) if base_context is not None else None
+        self._origin: str | None = None
         self._lock = threading.Lock()
 
     def site(self, site_url: str, workbook_path: str) -> SharePointSite:
+        self._refuse_other_origin(site_url)
         return SharePointSite(
             site_url,
             workbook_path,
@@ -264,6 +264,15 @@ class SharePointConnection:
             chunk_size=self.chunk_size,
             digest=self.digest,
         )
+
+    def _refuse_other_origin(self, site_url: str) -> None:
+        """This connection's token is for one host: it is never sent to another."""
+        origin = parse_http_site(check_site_url(site_url)).origin
+        with self._lock:
+            if self._origin is None:
+                self._origin = origin
+            elif origin != self._origin:
+                raise ConfigError("internal: a site on another host asked for this connection")
 
     def _root_for(self, site_url: str) -> ClientContext:
         with self._lock:
