@@ -1,4 +1,4 @@
-"""The rules of CONTRACT §3 for one export row, and the row it becomes in the workbook (§4)."""
+"""The rules for one export row (README, The export), and the row it becomes in the workbook."""
 
 from __future__ import annotations
 

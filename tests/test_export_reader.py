@@ -1,5 +1,5 @@
-"""Reading the AgII export (CONTRACT §3): formats, encodings, header matching, file-level errors,
-and the promise that no cell value ever reaches a message."""
+"""Reading the AgII export (README, The export): formats, encodings, header matching,
+file-level errors, and the promise that no cell value ever reaches a message."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """push, init, check and validate through the CLI, on every site kind.
 
-The promises of CONTRACT §8 are the point: nothing lost, nothing sent to the wrong place,
+The promises of docs/safety.md are the point: nothing lost, nothing sent to the wrong place,
 nothing written that should not be.
 """
 

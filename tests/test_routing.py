@@ -1,4 +1,4 @@
-"""Routing (CONTRACT §3, §8): a person reaches only the municipality they live in."""
+"""Routing (README, The export; docs/safety.md): a person reaches only their own municipality."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Secrets and sign-in (CONTRACT §2, sharepoint-rest.md "Authentication (2026)").
+"""Secrets and sign-in (README, Config, docs/sharepoint.md).
 
 Secrets come from the environment first, then the OS keyring (service ``agii-sync``): the
 row-key secret, the certificate's PEM private key and the delegated token cache. They never

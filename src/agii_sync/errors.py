@@ -1,4 +1,4 @@
-"""Errors that end a run, each carrying the exit code of CONTRACT §6.
+"""Errors that end a run, each carrying its exit code (README, "Exit codes").
 
 Messages never contain personal data: callers pass row numbers, column names and codes only.
 """

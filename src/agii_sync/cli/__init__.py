@@ -1,5 +1,5 @@
 """The ``agii-sync`` command line: thin Typer commands over ``runs/`` (the work) and
-``cli/render.py`` (what the user sees). Exit codes: CONTRACT §6, in ``errors.ExitCode``."""
+``cli/render.py`` (what the user sees). Exit codes: ``errors.ExitCode``."""
 
 from __future__ import annotations
 

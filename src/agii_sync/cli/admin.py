@@ -14,7 +14,7 @@ from ..errors import ExitCode, UsageError
 from ..schemas import write_schemas
 from . import State, app, execute, render
 
-audit_app = typer.Typer(help="The audit trail: hash-chained JSON lines (CONTRACT §7).")
+audit_app = typer.Typer(help="The audit trail: hash-chained JSON lines.")
 app.add_typer(audit_app, name="audit")
 
 LogOption = Annotated[

@@ -1,4 +1,4 @@
-"""Retention arithmetic: how long a municipality may keep a person's data (CONTRACT §1, §4)."""
+"""Retention arithmetic: how long a municipality may keep a person's data (docs/protocol.md)."""
 
 from __future__ import annotations
 

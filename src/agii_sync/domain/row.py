@@ -1,4 +1,4 @@
-"""The shared row: one person as the municipality sees them in the workbook (CONTRACT §4)."""
+"""The shared row: one person as the municipality sees them (README, The workbook)."""
 
 from __future__ import annotations
 

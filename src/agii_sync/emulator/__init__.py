@@ -26,7 +26,7 @@ percent-decoded once, ``''`` read as ``'``), all under ``/sites/NAME/_api/``:
 - ``Web/RoleAssignments`` (Member and RoleDefinitionBindings always expanded),
   ``Web/siteUsers`` (``$top`` pages with ``__next``), ``Web/siteGroups``,
   ``Web/siteGroups/GetById(N)`` and ``…/Users``: read from ``DIR/NAME/_access.json``
-  (CONTRACT §9). PrincipalType 1 user, 4 security group, 8 SharePoint group.
+  (docs/emulator.md). PrincipalType 1 user, 4 security group, 8 SharePoint group.
 - ``GET Web/_emulator/sharinglinks`` — the emulator's own endpoint for the sharing links of
   ``_access.json``: ``{"d": {"results": [{"Kind": "anonymous", "Roles": {"results": ["Read"]}}]}}``.
 

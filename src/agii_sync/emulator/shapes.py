@@ -1,4 +1,4 @@
-"""The ``odata=verbose`` JSON shapes SharePoint answers with (see sharepoint-rest.md)."""
+"""The ``odata=verbose`` JSON shapes SharePoint answers with (see docs/sharepoint.md)."""
 
 from __future__ import annotations
 

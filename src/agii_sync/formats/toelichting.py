@@ -1,4 +1,4 @@
-"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (CONTRACT §4)."""
+"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (README, The workbook)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The shared workbook (CONTRACT §4): create it, read it into rows, write rows back.
+"""The shared workbook (README, The workbook): create it, read it into rows, write rows back.
 
 Only the data sheet and the ``Toelichting`` sheet are ours; any other sheet someone added is
 loaded and saved as it is. The data sheet is rebuilt on every save (header, protection,

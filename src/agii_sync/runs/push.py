@@ -238,7 +238,7 @@ def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None
 
 
 def _guard_plan(m: Municipality, before: list[SharedRow], plan: Plan) -> None:
-    """Last line of defence before anything is written: the promises of CONTRACT §8."""
+    """Last line of defence before anything is written: the promises in docs/safety.md."""
     lost = statuses_kept(before, plan.rows)
     if lost:
         raise SafetyStop(f"{m.id}: internal check failed: {len(lost)} statuses would change")

@@ -1,4 +1,4 @@
-"""The ``_access.json`` format (CONTRACT §9), read into an AccessSnapshot."""
+"""The ``_access.json`` format (docs/emulator.md), read into an AccessSnapshot."""
 
 from __future__ import annotations
 

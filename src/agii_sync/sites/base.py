@@ -49,7 +49,7 @@ class SharingLink:
 
 @dataclass(frozen=True)
 class AccessSnapshot:
-    """Who has access to a site: the normalised form of ``_access.json`` (CONTRACT §9)."""
+    """Who has access to a site: the normalised form of ``_access.json`` (docs/emulator.md)."""
 
     role_assignments: tuple[RoleAssignment, ...] = ()
     sharing_links: tuple[SharingLink, ...] = field(default_factory=tuple)

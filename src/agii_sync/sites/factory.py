@@ -1,4 +1,4 @@
-"""Open the right kind of site for a municipality's ``site`` URL (CONTRACT §2)."""
+"""Open the right kind of site for a municipality's ``site`` URL (README, Config)."""
 
 from __future__ import annotations
 

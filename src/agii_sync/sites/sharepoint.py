@@ -5,7 +5,7 @@ one root context (token and HTTP transport); every site and every thread gets it
 ``ctx.clone(site_url)``, which shares that token and transport but has its own query queue
 and form digest, so sites can be processed from a small thread pool.
 
-What is and is not verified against SharePoint Online (see sharepoint-rest.md):
+What is and is not verified against SharePoint Online (see docs/sharepoint.md):
 
 - A conditional write re-reads the ETag just before the write and sends ``If-Match`` on the
   ``$value`` PUT; whether SharePoint Online enforces ``If-Match`` there is unverified, hence
