@@ -15,13 +15,13 @@ import unicodedata
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import openpyxl
 import phonenumbers
-from faker import Faker
 
 from .config import Municipality
+from .errors import UsageError
 from .domain.codes import INTERESTS, NO_INTEREST, StatusMO
 
 ExportFormat = Literal["csv", "xlsx"]
@@ -119,10 +119,22 @@ def _write_xlsx(path: Path, header: list[str], rows: list[Row]) -> None:
     workbook.save(path)
 
 
+def _fakers() -> list[Any]:
+    """Faker is in the ``demo`` extra (14 MB that a production install does not need)."""
+    try:
+        from faker import Faker
+    except ImportError:
+        raise UsageError(
+            "synthetic data needs the 'demo' extra (Faker)",
+            hint="run `uv run --extra demo agii-sync demo`, or `pip install 'agii-sync[demo]'`",
+        ) from None
+    return [Faker("nl_BE"), Faker("fr_FR")]
+
+
 class _RowMaker:
     def __init__(self, seed: int, today: date, extra_columns: bool) -> None:
         self.random = random.Random(seed)
-        self.fakers = [Faker("nl_BE"), Faker("fr_FR")]
+        self.fakers = _fakers()
         for offset, faker in enumerate(self.fakers):
             faker.seed_instance(seed * 31 + offset)
         self.today = today
