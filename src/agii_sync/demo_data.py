@@ -21,8 +21,8 @@ import openpyxl
 import phonenumbers
 
 from .config import Municipality
-from .errors import UsageError
 from .domain.codes import INTERESTS, NO_INTEREST, StatusMO
+from .errors import UsageError
 
 ExportFormat = Literal["csv", "xlsx"]
 Row = dict[str, object]

@@ -1,4 +1,5 @@
-"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (README, The workbook)."""
+"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (README, "The
+workbook")."""
 
 from __future__ import annotations
 
