@@ -140,6 +140,7 @@ def test_extra_user_is_unexpected(workspace: Workspace, write_access: AccessWrit
         "type": "user",
         "roles": ["Edit"],
         "via": None,
+        "scope": "site",
     }
     assert site_doc(doc, SPL)["counts"] == {"critical": 0, "unexpected": 1, "missing": 0}
 

@@ -15,6 +15,7 @@ from office365.runtime.client_request_exception import ClientRequestException
 from office365.sharepoint.client_context import ClientContext
 from office365.sharepoint.files.file import File
 
+from agii_sync.sites.sharepoint import dummy_graph_token, dummy_token
 from fixtures.emulator import RunningEmulator
 
 SITE = "testsite"
@@ -22,9 +23,20 @@ FOLDER = "Gedeelde documenten/O'Brien map"
 NAME = "lijst 1.xlsx"
 
 
-def client(emulator: RunningEmulator, token: str = "emulator") -> ClientContext:
+SP_TOKEN = dummy_token()["access_token"]
+GRAPH_TOKEN = dummy_graph_token()["access_token"]
+
+
+def client(emulator: RunningEmulator, token: str = SP_TOKEN) -> ClientContext:
     token_response = {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
     return ClientContext(emulator.site_url(SITE)).with_access_token(lambda: token_response)
+
+
+def graph(emulator: RunningEmulator, method: str, path: str, **kwargs: object) -> requests.Response:
+    headers = {"Authorization": f"Bearer {GRAPH_TOKEN}", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+    return requests.request(
+        method, f"{emulator.url}/v1.0/{path}", headers=headers, timeout=10, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def server_url(path: str) -> str:
@@ -252,8 +264,53 @@ def test_permissions_come_from_access_json(emulator: RunningEmulator) -> None:
     site_users = ctx.web.site_users.get().execute_query()
     assert len(site_users) == 4
 
-    links = ctx.pending_request().execute_request("web/_emulator/sharinglinks").json()
-    assert links["d"]["results"][0]["Kind"] == "anonymous"
+    admins = ctx.pending_request().execute_request("web/siteusers?$filter=IsSiteAdmin eq true")
+    assert admins.json()["d"]["results"] == []
+
+
+def test_site_admins_unique_permissions_and_item_links(emulator: RunningEmulator) -> None:
+    access = {
+        **ACCESS,
+        "site_admins": [{"type": "user", "title": "Beheer", "login": "i:0#.f|membership|b@x.org"}],
+        "unique_permissions": [
+            {
+                "scope": "folder",
+                "path": FOLDER,
+                "role_assignments": [
+                    {
+                        "principal": {"type": "user", "title": "Gast", "login": "g#ext#@x.org"},
+                        "roles": ["Read"],
+                    },
+                ],
+            }
+        ],
+        "sharing_links": [{"kind": "organization", "roles": ["Read"], "on": FOLDER}],
+    }
+    put_file(emulator, b"x")
+    (emulator.site_folder(SITE) / "_access.json").write_text(json.dumps(access), "utf-8")
+    ctx = client(emulator)
+    request = ctx.pending_request()
+    admins = request.execute_request("web/siteusers?$filter=IsSiteAdmin eq true").json()
+    assert [u["Title"] for u in admins["d"]["results"]] == ["Beheer"]
+    assert admins["d"]["results"][0]["IsSiteAdmin"] is True
+    literal = quote(server_url(FOLDER).replace("'", "''"))
+    folder = f"web/GetFolderByServerRelativePath(DecodedUrl='{literal}')/ListItemAllFields"
+    assert request.execute_request(folder).json()["d"]["HasUniqueRoleAssignments"] is True
+    scoped = request.execute_request(f"{folder}/RoleAssignments").json()["d"]["results"]
+    assert [a["Member"]["Title"] for a in scoped] == ["Gast"]
+    library = request.execute_request("web/GetList('/sites/testsite/Gedeelde documenten')").json()
+    assert library["d"]["HasUniqueRoleAssignments"] is False
+
+    site = graph(emulator, "GET", f"sites/127.0.0.1:/sites/{SITE}").json()
+    (drive,) = graph(emulator, "GET", f"sites/{site['id']}/drives").json()["value"]
+    assert drive["webUrl"].endswith("/Gedeelde%20documenten")
+    item = graph(
+        emulator, "GET", f"drives/{drive['id']}/root:/{quote('O' + chr(39) + 'Brien map')}"
+    )
+    permissions = graph(
+        emulator, "GET", f"drives/{drive['id']}/items/{item.json()['id']}/permissions"
+    )
+    assert [p["link"]["scope"] for p in permissions.json()["value"]] == ["organization"]
 
 
 def test_stats_count_requests_per_kind_and_reset(emulator: RunningEmulator) -> None:
@@ -271,7 +328,7 @@ def test_stats_count_requests_per_kind_and_reset(emulator: RunningEmulator) -> N
 def test_faults_carry_retry_after_and_early_retries_are_counted(emulator_factory) -> None:
     running = emulator_factory("--fault-rate", "1", "--retry-after", "0.2", "--seed", "1")
     url = f"{running.site_url(SITE)}/_api/Web"
-    headers = {"Authorization": "Bearer t", "Accept": "application/json;odata=verbose"}
+    headers = {"Authorization": f"Bearer {SP_TOKEN}", "Accept": "application/json;odata=verbose"}
     first = requests.get(url, headers=headers, timeout=10)
     assert first.status_code in (429, 503)
     assert float(first.headers["Retry-After"]) == pytest.approx(0.2)
@@ -290,3 +347,117 @@ def test_latency_is_added_to_api_requests(emulator_factory) -> None:
     started = time.monotonic()
     client(running).web.get().execute_query()  # contextinfo + web
     assert time.monotonic() - started >= 0.3
+
+
+def test_site_names_and_paths_never_leave_the_root(emulator: RunningEmulator) -> None:
+    """Issue: ``/sites/%2e%2e/…`` read files outside --root and Files/add wrote there."""
+    secret = emulator.root.parent / "geheim.txt"
+    secret.write_text("buiten de root")
+    headers = {"Authorization": f"Bearer {SP_TOKEN}", "Accept": "application/json;odata=verbose"}
+    base = emulator.url
+    read = requests.get(
+        f"{base}/sites/%2e%2e/_api/web/GetFileByServerRelativeUrl('/sites/%2e%2e/geheim.txt')/$value",
+        headers=headers,
+        timeout=10,
+    )
+    assert read.status_code == 404 and b"buiten" not in read.content
+    add = requests.post(
+        f"{base}/sites/%2e%2e/_api/web/GetFolderByServerRelativeUrl('/sites/%2e%2e')/Files/add(url='x.txt',overwrite=true)",
+        headers=headers,
+        data=b"geschreven",
+        timeout=10,
+    )
+    assert add.status_code == 404
+    inside = requests.get(
+        f"{base}/sites/{SITE}/_api/web/GetFileByServerRelativeUrl('/sites/{SITE}/../../geheim.txt')/$value",
+        headers=headers,
+        timeout=10,
+    )
+    assert inside.status_code in (400, 404) and b"buiten" not in inside.content
+    (emulator.site_folder(SITE) / "Gedeelde documenten").mkdir(parents=True, exist_ok=True)
+    (emulator.site_folder(SITE) / "Gedeelde documenten" / "link.txt").symlink_to(secret)
+    linked = requests.get(
+        f"{base}/sites/{SITE}/_api/web/"
+        f"GetFileByServerRelativeUrl('/sites/{SITE}/Gedeelde documenten/link.txt')/$value",
+        headers=headers,
+        timeout=10,
+    )
+    assert linked.status_code == 400 and b"buiten" not in linked.content
+    assert not (emulator.root.parent / "x.txt").exists()
+    assert secret.read_text() == "buiten de root"
+
+
+def test_etags_are_compared_strictly(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"origineel")
+    path = server_url(f"{FOLDER}/{NAME}")
+    etag = etag_of(emulator)  # "{GUID},N"
+    guid, _, version = etag.strip('"').strip("{").partition("},")
+    list_item_etag = f'"{guid.lower()},{version}"'  # the list item's spelling
+    for spelling in (list_item_etag, etag.lower(), f"W/{etag}", etag.strip('"')):
+        ctx = client(emulator)
+        ctx.pending_request().before_execute(lambda r, s=spelling: r.set_header("If-Match", s))
+        with pytest.raises(ClientRequestException) as error:
+            File.save_binary(ctx, path, b"x")
+        assert status_of(error) == 412, spelling
+    assert File.open_binary(client(emulator), path).content == b"origineel"
+
+
+def test_graph_if_match_takes_the_etag_or_the_ctag_and_nothing_else(
+    emulator: RunningEmulator,
+) -> None:
+    put_file(emulator, b"origineel")
+    site = graph(emulator, "GET", f"sites/127.0.0.1:/sites/{SITE}").json()
+    (drive,) = graph(emulator, "GET", f"sites/{site['id']}/drives").json()["value"]
+    where = f"drives/{drive['id']}/root:/{quote(FOLDER.split('/', 1)[1])}/{quote(NAME)}"
+    item = graph(emulator, "GET", where).json()
+    assert item["eTag"].startswith('"{') and item["cTag"].startswith('"c:{')
+    session = f"drives/{drive['id']}/items/{item['id']}/createUploadSession"
+    stale = graph(emulator, "POST", session, json={}, headers={"if-match": item["eTag"].lower()})
+    assert stale.status_code == 412
+    assert stale.json()["error"]["code"] == "resourceModified"
+    fresh = graph(emulator, "POST", session, json={}, headers={"if-match": item["cTag"]})
+    assert fresh.status_code == 200
+    upload = fresh.json()["uploadUrl"]
+    with_token = requests.put(
+        upload,
+        data=b"nieuw",
+        headers={"Content-Range": "bytes 0-4/5", "Authorization": f"Bearer {GRAPH_TOKEN}"},
+        timeout=10,
+    )
+    assert with_token.status_code == 401  # Microsoft: no token to the upload URL
+    done = requests.put(upload, data=b"nieuw", headers={"Content-Range": "bytes 0-4/5"}, timeout=10)
+    assert done.status_code == 200 and done.json()["eTag"] != item["eTag"]
+    assert (emulator.site_folder(SITE) / FOLDER / NAME).read_bytes() == b"nieuw"
+
+
+def test_the_app_role_on_a_site_decides_what_it_may_do(emulator: RunningEmulator) -> None:
+    put_file(emulator, b"x")
+    (emulator.site_folder(SITE) / "_access.json").write_text('{"app_grant": "read"}', "utf-8")
+    path = server_url(f"{FOLDER}/{NAME}")
+    assert File.open_binary(client(emulator), path).content == b"x"
+    with pytest.raises(ClientRequestException) as write:
+        File.save_binary(client(emulator), path, b"y")
+    with pytest.raises(ClientRequestException) as permissions:
+        client(emulator).web.role_assignments.get().execute_query()
+    assert (status_of(write), status_of(permissions)) == (403, 403)
+
+
+def test_checked_out_files_answer_423_with_their_own_error(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    running = emulator_factory("--quirk", "checked-out")
+    put_file(running, b"x")
+    path = server_url(f"{FOLDER}/{NAME}")
+    with pytest.raises(ClientRequestException) as error:
+        File.save_binary(client(running), path, b"y")
+    assert status_of(error) == 423 and "SPFileCheckOutException" in error.value.code
+    props = client(running).web.get_file_by_server_relative_path(path).get().execute_query()
+    assert props.properties["CheckOutType"] == 0
+
+
+def test_unknown_quirks_are_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agii_sync.emulator", "--root", str(tmp_path), "--quirk", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and result.stdout == ""

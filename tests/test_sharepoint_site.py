@@ -14,15 +14,18 @@ from agii_sync.errors import (
     AuthFailure,
     ConfigError,
     EtagConflict,
+    TemporaryFailure,
     Throttled,
     WorkbookLocked,
 )
 from agii_sync.sites.access_file import parse_access
 from agii_sync.sites.base import Site, Snapshot
+from agii_sync.sites.graph import FRAGMENT_UNIT
 from agii_sync.sites.sharepoint import (
     RetryPolicy,
     SharePointConnection,
     SharePointSite,
+    dummy_graph_token,
     dummy_token,
 )
 from fixtures.emulator import RunningEmulator
@@ -85,25 +88,36 @@ def test_a_stale_etag_is_a_conflict_and_changes_nothing(emulator: RunningEmulato
     assert on_disk(emulator).read_bytes() == b"v2 van de gemeente"
 
 
-def test_two_writers_race_and_exactly_one_wins(emulator: RunningEmulator) -> None:
+def test_a_write_landing_during_our_upload_stops_our_commit(emulator: RunningEmulator) -> None:
+    """Their write lands after our upload session was created (if-match passed) but before
+    we commit: the eTag read just before the commit catches it, and our session is cancelled."""
     connection = SharePointConnection(dummy_token, retry=QUICK)
-    base = connection.site(emulator.site_url("gemeente"), WORKBOOK)
-    etag = base.write(b"start", None)
-    writers = [connection.site(emulator.site_url("gemeente"), WORKBOOK) for _ in range(2)]
-    barrier = threading.Barrier(2)
+    etag = connection.site(emulator.site_url("gemeente"), WORKBOOK).write(b"start", None)
+    theirs = connection.site(emulator.site_url("gemeente"), WORKBOOK)
 
-    def write(n: int) -> str:
-        barrier.wait()
-        try:
-            writers[n].write(f"schrijver {n}".encode(), etag)
-            return "won"
-        except EtagConflict:
-            return "conflict"
+    class TheyWriteMeanwhile(SharePointSite):
+        def _put_bytes(self, ctx, upload_url, content):  # type: ignore[no-untyped-def]
+            response = super()._put_bytes(ctx, upload_url, content)
+            theirs.write(b"van de gemeente", etag)
+            return response
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = sorted(pool.map(write, range(2)))
-    assert outcomes == ["conflict", "won"]
-    assert on_disk(emulator).read_bytes() in (b"schrijver 0", b"schrijver 1")
+    ours = TheyWriteMeanwhile(emulator.site_url("gemeente"), WORKBOOK, dummy_token, retry=QUICK)
+    with pytest.raises(EtagConflict):
+        ours.write(b"van ons", etag)
+    assert on_disk(emulator).read_bytes() == b"van de gemeente"
+    assert ours.stats.uploads_cancelled == 1
+    assert emulator.stats()["requests"]["upload_cancel"] == {"DELETE": 1}
+
+
+def test_two_writers_one_after_the_other_on_the_same_etag(emulator: RunningEmulator) -> None:
+    connection = SharePointConnection(dummy_token, retry=QUICK)
+    etag = connection.site(emulator.site_url("gemeente"), WORKBOOK).write(b"start", None)
+    first, second = (connection.site(emulator.site_url("gemeente"), WORKBOOK) for _ in "ab")
+    first.write(b"eerste", etag)
+    with pytest.raises(EtagConflict):
+        second.write(b"tweede", etag)
+    assert on_disk(emulator).read_bytes() == b"eerste"
+    assert emulator.stats()["responses"]["412"] == 1
 
 
 def test_a_locked_workbook_is_reported_and_left_alone(emulator: RunningEmulator) -> None:
@@ -137,8 +151,8 @@ def test_paths_with_spaces_and_apostrophes(emulator: RunningEmulator) -> None:
 
 
 def test_large_workbooks_go_up_in_chunks(emulator: RunningEmulator) -> None:
-    site = open_site(emulator, chunk_size=1000)
-    content = bytes(range(256)) * 14  # 3584 bytes: four chunks
+    site = open_site(emulator, chunk_size=FRAGMENT_UNIT)
+    content = bytes(range(256)) * (FRAGMENT_UNIT * 5 // 2 // 256)  # 2.5 fragments: three PUTs
     etag = site.write(content, None)
     assert site.read() == Snapshot(content, etag)
     bigger = content + b"meer"
@@ -147,7 +161,20 @@ def test_large_workbooks_go_up_in_chunks(emulator: RunningEmulator) -> None:
     with pytest.raises(EtagConflict):
         site.write(content, etag)
     assert on_disk(emulator).read_bytes() == bigger
-    assert emulator.stats()["requests"]["upload_chunk"]["POST"] >= 8
+    requests = emulator.stats()["requests"]
+    assert requests["upload_put"] == {"PUT": 6}  # three to create, three to replace
+    assert requests["upload_session"] == {"POST": 3}  # the last one refused (412)
+    assert requests["upload_commit"] == {"POST": 1}
+
+
+def test_a_fragment_that_is_not_a_multiple_of_320_kib_is_refused(
+    emulator: RunningEmulator,
+) -> None:
+    site = open_site(emulator, chunk_size=1000)
+    with pytest.raises(TemporaryFailure):
+        site.write(b"x" * 2500, None)
+    assert site.stats.uploads_cancelled == 1
+    assert site.read() == Snapshot(None, None)
 
 
 def test_old_versions_are_deleted_and_counted(emulator: RunningEmulator) -> None:
@@ -199,7 +226,10 @@ ACCESS = {
             "roles": ["Read"],
         },
     ],
-    "sharing_links": [{"kind": "anonymous", "roles": ["Read"]}, {"kind": "organization"}],
+    "sharing_links": [
+        {"kind": "anonymous", "roles": ["Read"]},
+        {"kind": "organization", "roles": ["Edit"]},
+    ],
 }
 
 
@@ -207,7 +237,9 @@ def test_access_expands_sharepoint_groups_only(emulator: RunningEmulator) -> Non
     folder = emulator.site_folder("gemeente")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "_access.json").write_text(json.dumps(ACCESS), encoding="utf-8")
-    access = open_site(emulator).read_access()
+    site = open_site(emulator)
+    site.write(b"werkboek", None)  # links without "on" sit on the library: inherited
+    access = site.read_access()
     assert access == parse_access(ACCESS)
     group = access.role_assignments[1].principal
     assert [m.title for m in group.members] == ["An Claes", "Team PNT"]
@@ -256,18 +288,18 @@ def test_faults_are_retried_without_ever_coming_back_early(emulator: RunningEmul
 
 
 @pytest.mark.chaos
-def test_a_throttled_form_digest_waits_whole_seconds(emulator_factory) -> None:
-    # Seed 49 faults only the very first request: the form digest, which the library retries.
-    running = emulator_factory("--fault-rate", "0.3", "--retry-after", "1", "--seed", "49")
-    (running.site_folder("gemeente") / WORKBOOK).parent.mkdir(parents=True)
+def test_whole_second_retry_afters_are_waited_out_on_both_apis(emulator_factory) -> None:
+    running = emulator_factory("--fault-rate", "0.5", "--retry-after", "1", "--seed", "49")
     connection = SharePointConnection(dummy_token, retry=RetryPolicy(budget_seconds=30))
     site = connection.site(running.site_url("gemeente"), WORKBOOK)
     etag = site.write(b"a", None)
-    assert site.read() == Snapshot(b"a", etag)
+    etag = site.write(b"b", etag)
+    assert site.read() == Snapshot(b"b", etag)
+    assert site.delete_old_versions() == 1  # SharePoint REST, after its form digest
     stats = running.stats()
-    assert stats["requests"]["contextinfo"]["POST"] == 2
-    assert stats["faults_total"] == 1
+    assert stats["faults_total"] > 0
     assert stats["early_retries"] == 0
+    assert connection.stats.throttled == stats["faults_total"]
 
 
 def test_throttling_past_the_budget_is_a_temporary_failure(emulator: RunningEmulator) -> None:
@@ -286,10 +318,29 @@ def test_a_refused_token_is_an_auth_failure(emulator: RunningEmulator) -> None:
     def refused() -> dict[str, object]:
         return {**dummy_token(), "access_token": "denied-by-test"}
 
-    site = SharePointSite(emulator.site_url("gemeente"), WORKBOOK, refused, retry=QUICK)
+    site = SharePointSite(
+        emulator.site_url("gemeente"), WORKBOOK, refused, graph_token_provider=refused, retry=QUICK
+    )
     with pytest.raises(AuthFailure) as error:
         site.read()
     assert error.value.exit_code == 4
+
+
+def test_a_token_for_the_wrong_audience_is_refused(emulator: RunningEmulator) -> None:
+    """A SharePoint token sent to Graph (and the other way round) is a 401, as on a tenant."""
+    swapped = SharePointSite(
+        emulator.site_url("gemeente"),
+        WORKBOOK,
+        dummy_graph_token,
+        graph_token_provider=dummy_token,
+        retry=QUICK,
+    )
+    with pytest.raises(AuthFailure) as error:
+        swapped.read()
+    assert "401" in error.value.message
+    with pytest.raises(AuthFailure):
+        swapped.delete_old_versions()
+    assert emulator.stats()["responses"]["401"] == 2
 
 
 def test_every_request_says_who_we_are(emulator: RunningEmulator) -> None:

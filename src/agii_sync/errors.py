@@ -64,6 +64,11 @@ class WorkbookLocked(TemporaryFailure):
     """The workbook is open for editing elsewhere (SharePoint 423)."""
 
 
+class WorkbookCheckedOut(TemporaryFailure):
+    """The workbook is checked out (SharePoint 423 ``SPFileCheckOutException``, or Graph's
+    ``publication.level`` ``checkout``): not waited on, someone has to check it in."""
+
+
 class Throttled(TemporaryFailure):
     """429/503 beyond the retry budget."""
 
@@ -74,6 +79,15 @@ class RunLockHeld(TemporaryFailure):
 
 class AuthFailure(AgiiError):
     exit_code = ExitCode.AUTH
+
+
+class AccessRefused(AuthFailure):
+    """SharePoint or Graph answered 403: the app lacks the Sites.Selected role ``grant`` on
+    the site (``read``, ``write`` or ``fullcontrol``)."""
+
+    def __init__(self, message: str, *, grant: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.grant = grant
 
 
 class SafetyStop(AgiiError):

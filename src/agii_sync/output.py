@@ -61,10 +61,13 @@ class Output:
             table.add_row(*(Text("" if v is None else str(v)) for v in row))
         self.out.print(table)
 
-    def line(self, text: str, style: str | None = None) -> None:
-        """A plain result line on stdout (not in --json mode, not when quiet)."""
-        if not self.json_mode and not self.quiet:
-            self.out.print(Text(text, style=style or ""))
+    def line(
+        self, text: str, style: str | None = None, *, whole: bool = False, problem: bool = False
+    ) -> None:
+        """A plain result line on stdout (not in --json mode, not when quiet unless it reports
+        a ``problem``); a ``whole`` line is never wrapped (one line per item, for scripts)."""
+        if not self.json_mode and (problem or not self.quiet):
+            self.out.print(Text(text, style=style or ""), soft_wrap=whole)
 
     def raw(self, text: str) -> None:
         """Bytes for a pipe (CSV, JSON lists): no wrapping, no styling."""

@@ -201,4 +201,4 @@ def _report_usage_error(error: Any, *, json_mode: bool) -> None:
     error.show()
 
 
-from . import access, admin, municipality, sync  # noqa: E402, F401 - registers the commands
+from . import access, admin, doctor, municipality, sync  # noqa: E402, F401 - registers the commands

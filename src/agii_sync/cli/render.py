@@ -15,6 +15,7 @@ from ..domain.problems import Problem
 from ..engine import SiteOutcome, worst
 from ..errors import ExitCode
 from ..output import Output
+from ..runs.doctor import Check
 
 MARKS = {"added": "+", "updated": "*", "status_set": "*"}
 
@@ -197,6 +198,7 @@ def access_finding_doc(f: AccessFinding) -> dict[str, Any]:
         "type": f.type,
         "roles": list(f.roles),
         "via": f.via,
+        "scope": f.scope,
         "message": f.message,
     }
 
@@ -210,6 +212,7 @@ def grant_doc(g: Grant) -> dict[str, Any]:
         "roles": list(g.roles),
         "via": g.via,
         "allowed_by": g.allowed_by,
+        "scope": g.scope,
     }
 
 
@@ -299,3 +302,42 @@ def access_grants(out: Output, site: str, items: Iterable[Grant]) -> None:
             for g in items
         ),
     )
+
+
+DOCTOR_MARKS = {"pass": "pass", "fail": "FAIL", "not_allowed": "NOT ALLOWED", "skipped": "skip"}
+DOCTOR_STYLES = {"pass": "green", "fail": "red", "not_allowed": "red", "skipped": "yellow"}
+
+
+def doctor_check_doc(c: Check) -> dict[str, Any]:
+    return {
+        "check": c.name,
+        "outcome": c.outcome,
+        "detail": c.detail,
+        "grant": c.grant,
+        "quirk": c.quirk,
+    }
+
+
+def doctor_site_doc(o: SiteOutcome, checks: list[Check]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "site": o.site,
+        "exit_code": int(o.exit_code),
+        "checks": [doctor_check_doc(c) for c in checks],
+        "error": None,
+    }
+    if o.error is not None:
+        doc["error"] = {"type": type(o.error).__name__, "message": o.error.message}
+    return doc
+
+
+def doctor_lines(out: Output, o: SiteOutcome, checks: list[Check]) -> None:
+    """One line per check: ``pass  site  check  what was proved``."""
+    for c in checks:
+        text = f"{DOCTOR_MARKS[c.outcome]:<11} {o.site}  {c.name:<16} {c.detail}"
+        if c.grant:
+            text += f" (ask for: {c.grant})"
+        if c.quirk:
+            text += f" [emulator quirk: {c.quirk}]"
+        out.line(text, style=DOCTOR_STYLES[c.outcome], whole=True, problem=c.outcome != "pass")
+    if o.error is not None:
+        out.error(o.error, site=o.site)

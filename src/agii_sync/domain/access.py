@@ -29,6 +29,17 @@ Decisions.
   where SharePoint lists them as principals. Link kinds match case-insensitively (``anyone``
   and ``organisation`` too); a kind agii-sync does not know is critical (``unknown_link``):
   it could be open to anyone.
+- A Microsoft 365 group is read like a SharePoint group: fine as a whole when allowed (by
+  title or claim), else each member (as Graph lists them) is judged with the group as ``via``.
+- Site collection admins reach everything without a role assignment: each is judged like a
+  user (``unexpected_admin`` unless allowed).
+- Where the library, a folder or the workbook has unique permissions, those assignments are
+  judged like the site's, with their ``scope``. An assignment holding only Limited Access is
+  not access to the workbook (SharePoint adds it on the site when something below is shared;
+  the sharing itself is judged where it is); SharePoint's ``Limited Access System Group…`` is
+  a system group and skipped; a ``SharingLinks.…`` group is looked through like any group.
+- A sharing link inherited from a folder above the workbook is judged like one on the
+  workbook (``via`` says so).
 - ``missing``: an allowed entry that names no principal with access (directly or as a member
   of a group with access). Every finding, missing included, fails the check; only
   ``blocks_push`` (unexpected or critical access) keeps personal data from being pushed.
@@ -63,12 +74,18 @@ LINK_TITLES = {
     "organization": "everyone in the organisation",
     "unknown": "a sharing link of an unknown kind",
 }
-LINK_KIND_ALIASES = {"anyone": "anonymous", "organisation": "organization"}
+LINK_KIND_ALIASES = {"anyone": "anonymous", "organisation": "organization", "users": "specific"}
+LIMITED_ACCESS = frozenset({"limited access", "web-only limited access", "beperkte toegang"})
+SYSTEM_GROUP_PREFIXES = ("limited access system group",)
+GROUP_TYPES = frozenset({"sharepoint_group", "m365_group"})
+ADMIN_ROLE = "Site collection administrator"
+INHERITED_VIA = "a folder above the workbook"
 
 MESSAGES = {
     "unexpected_user": "has access but is not in allowed",
     "unexpected_group_member": "has access through a group that is not in allowed",
     "unexpected_group": "group has access but is not in allowed",
+    "unexpected_admin": "site collection administrator but not in allowed",
     "missing": "in allowed, but has no access to the site",
     "everyone": "everybody in the organisation has access",
     "guest": "guest account not named in allowed",
@@ -97,6 +114,8 @@ class AssignmentView(Protocol):
     def principal(self) -> PrincipalView: ...
     @property
     def roles(self) -> Sequence[str]: ...
+    @property
+    def scope(self) -> str: ...
 
 
 class LinkView(Protocol):
@@ -104,6 +123,8 @@ class LinkView(Protocol):
     def kind(self) -> str: ...
     @property
     def roles(self) -> Sequence[str]: ...
+    @property
+    def inherited(self) -> bool: ...
 
 
 class AccessView(Protocol):
@@ -111,6 +132,8 @@ class AccessView(Protocol):
     def role_assignments(self) -> Sequence[AssignmentView]: ...
     @property
     def sharing_links(self) -> Sequence[LinkView]: ...
+    @property
+    def site_admins(self) -> Sequence[PrincipalView]: ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +146,8 @@ class AccessFinding:
     email: str | None = None
     type: str | None = None  # a principal type, "link", or None for a missing entry
     roles: tuple[str, ...] = ()
-    via: str | None = None  # the SharePoint group it comes through
+    via: str | None = None  # the group it comes through, or the folder a link sits on
+    scope: str = "site"  # where the access is given: site, library, folder, workbook
 
     @property
     def message(self) -> str:
@@ -141,6 +165,7 @@ class Grant:
     roles: tuple[str, ...]
     via: str | None
     allowed_by: str | None
+    scope: str = "site"
 
 
 @dataclass(frozen=True)
@@ -164,7 +189,9 @@ class AccessReport:
 def compare_access(snapshot: AccessView, allowed: Iterable[str]) -> AccessReport:
     judge = _Judge(allowed)
     for assignment in snapshot.role_assignments:
-        judge.assignment(assignment.principal, tuple(assignment.roles))
+        judge.assignment(assignment.principal, tuple(assignment.roles), assignment.scope)
+    for admin in snapshot.site_admins:
+        judge.principal(admin, (ADMIN_ROLE,), via=None, vouched_by=None, scope="site")
     for link in snapshot.sharing_links:
         judge.link(link)
     findings = [*judge.findings, *judge.missing()]
@@ -193,9 +220,18 @@ def principal_names(p: PrincipalView) -> set[str]:
     return names
 
 
+def is_limited_access(roles: Sequence[str]) -> bool:
+    """Only Limited Access: no access to the workbook by this assignment itself."""
+    return bool(roles) and all(normalise(r) in LIMITED_ACCESS for r in roles)
+
+
+def is_system_group(p: PrincipalView) -> bool:
+    return p.type == "sharepoint_group" and normalise(p.title).startswith(SYSTEM_GROUP_PREFIXES)
+
+
 def is_everyone(p: PrincipalView) -> bool:
-    if p.type == "sharepoint_group":
-        return False  # a SharePoint group reaches its members only; they are judged one by one
+    if p.type in GROUP_TYPES:
+        return False  # a group reaches its members only; they are judged one by one
     login = normalise(p.login or "")
     return normalise(p.title) in EVERYONE_TITLES or any(claim in login for claim in EVERYONE_CLAIMS)
 
@@ -212,36 +248,51 @@ class _Judge:
         self.grants: list[Grant] = []
         self.findings: list[AccessFinding] = []
 
-    def assignment(self, p: PrincipalView, roles: tuple[str, ...]) -> None:
-        if p.type == "sharepoint_group":
-            self.sharepoint_group(p, roles)
+    def assignment(self, p: PrincipalView, roles: tuple[str, ...], scope: str = "site") -> None:
+        if is_system_group(p):
+            return
+        if is_limited_access(roles):
+            self.grants.append(_grant(p, roles, None, self.match(p), scope))
+            return
+        if p.type in GROUP_TYPES:
+            self.group(p, roles, scope)
         else:
-            self.principal(p, roles, via=None, vouched_by=None)
+            self.principal(p, roles, via=None, vouched_by=None, scope=scope)
 
-    def sharepoint_group(self, group: PrincipalView, roles: tuple[str, ...]) -> None:
+    def group(self, group: PrincipalView, roles: tuple[str, ...], scope: str) -> None:
         allowed_by = self.match(group)
-        self.grants.append(_grant(group, roles, None, allowed_by))
+        self.grants.append(_grant(group, roles, None, allowed_by, scope))
         for member in group.members:
-            self.principal(member, roles, via=group.title, vouched_by=allowed_by)
+            self.principal(member, roles, via=group.title, vouched_by=allowed_by, scope=scope)
 
     def principal(
-        self, p: PrincipalView, roles: tuple[str, ...], *, via: str | None, vouched_by: str | None
+        self,
+        p: PrincipalView,
+        roles: tuple[str, ...],
+        *,
+        via: str | None,
+        vouched_by: str | None,
+        scope: str = "site",
     ) -> None:
         allowed_by = self.match(p) or vouched_by
-        self.grants.append(_grant(p, roles, via, allowed_by))
-        code = self.code(p, allowed_by, via)
+        self.grants.append(_grant(p, roles, via, allowed_by, scope))
+        code = self.code(p, allowed_by, via, admin=ADMIN_ROLE in roles)
         if code is not None:
             kind: Kind = "unexpected" if code.startswith("unexpected") else "critical"
-            self.findings.append(_finding(kind, code, p, roles, via))
+            self.findings.append(_finding(kind, code, p, roles, via, scope))
 
     @staticmethod
-    def code(p: PrincipalView, allowed_by: str | None, via: str | None) -> str | None:
+    def code(
+        p: PrincipalView, allowed_by: str | None, via: str | None, *, admin: bool = False
+    ) -> str | None:
         if is_everyone(p):
             return "everyone"
         if allowed_by is not None:
             return None
         if is_guest(p):
             return "guest"
+        if admin:
+            return "unexpected_admin"
         if p.type != "user":
             return "unexpected_group"
         return "unexpected_group_member" if via else "unexpected_user"
@@ -253,7 +304,17 @@ class _Judge:
         code = CRITICAL_LINKS.get(kind, "unknown_link")
         title = LINK_TITLES[kind if kind in CRITICAL_LINKS else "unknown"]
         roles = tuple(link.roles)
-        finding = AccessFinding("critical", code, "critical", title, type="link", roles=roles)
+        inherited = bool(getattr(link, "inherited", False))
+        finding = AccessFinding(
+            "critical",
+            code,
+            "critical",
+            title,
+            type="link",
+            roles=roles,
+            via=INHERITED_VIA if inherited else None,
+            scope="folder" if inherited else "workbook",
+        )
         self.findings.append(finding)
 
     def match(self, p: PrincipalView) -> str | None:
@@ -270,9 +331,13 @@ class _Judge:
 
 
 def _grant(
-    p: PrincipalView, roles: tuple[str, ...], via: str | None, allowed_by: str | None
+    p: PrincipalView,
+    roles: tuple[str, ...],
+    via: str | None,
+    allowed_by: str | None,
+    scope: str = "site",
 ) -> Grant:
-    return Grant(p.title, p.login, p.email, p.type, roles, via, allowed_by)
+    return Grant(p.title, p.login, p.email, p.type, roles, via, allowed_by, scope)
 
 
 def link_kind(kind: str) -> str:
@@ -282,7 +347,12 @@ def link_kind(kind: str) -> str:
 
 
 def _finding(
-    kind: Kind, code: str, p: PrincipalView, roles: tuple[str, ...], via: str | None
+    kind: Kind,
+    code: str,
+    p: PrincipalView,
+    roles: tuple[str, ...],
+    via: str | None,
+    scope: str = "site",
 ) -> AccessFinding:
     severity: Severity = "critical" if kind == "critical" else "warning"
-    return AccessFinding(kind, code, severity, p.title, p.login, p.email, p.type, roles, via)
+    return AccessFinding(kind, code, severity, p.title, p.login, p.email, p.type, roles, via, scope)

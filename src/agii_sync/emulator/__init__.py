@@ -1,7 +1,8 @@
 """A loopback SharePoint REST emulator for the demo, the tests and the benchmarks.
 
 ``python -m agii_sync.emulator --root DIR [--host 127.0.0.1] [--port 0] [--latency-ms N]
-[--fault-rate F] [--retry-after S] [--lock FILE_URL]... [--seed N] [-v]`` prints its base URL
+[--fault-rate F] [--retry-after S] [--lock FILE_URL]... [--quirk NAME]... [--seed N] [-v]``
+prints its base URL
 (``http://127.0.0.1:PORT``) as the first line of stdout and serves until killed. It refuses a
 host that is not a loopback address (exit 2). In-process: ``Emulator(root).start()``.
 
@@ -24,19 +25,28 @@ percent-decoded once, ``''`` read as ``'``), all under ``/sites/NAME/_api/``:
   ``Web/RootFolder``, ``…/Folders('name')``: ``GET`` properties; ``…/Folders/Add('name')``;
   ``…/Files/add(overwrite=…,url='…')`` (``overwrite=false`` on an existing file → 400).
 - ``Web/RoleAssignments`` (Member and RoleDefinitionBindings always expanded),
-  ``Web/siteUsers`` (``$top`` pages with ``__next``), ``Web/siteGroups``,
-  ``Web/siteGroups/GetById(N)`` and ``…/Users``: read from ``DIR/NAME/_access.json``
-  (docs/emulator.md). PrincipalType 1 user, 4 security group, 8 SharePoint group.
-- ``GET Web/_emulator/sharinglinks`` — the emulator's own endpoint for the sharing links of
-  ``_access.json``: ``{"d": {"results": [{"Kind": "anonymous", "Roles": {"results": ["Read"]}}]}}``.
+  ``Web/siteUsers`` (``$top`` pages with ``__next``; ``$filter=IsSiteAdmin eq true``),
+  ``Web/siteGroups``, ``Web/siteGroups/GetById(N)`` and ``…/Users``, ``Web/GetList('…')`` and
+  ``…/ListItemAllFields`` of a file or folder (``HasUniqueRoleAssignments``, ``RoleAssignments``):
+  read from ``DIR/NAME/_access.json`` (docs/emulator.md). PrincipalType 1 user, 4 security
+  group or Microsoft 365 group claim, 8 SharePoint group.
+
+Microsoft Graph v1.0 at ``{base}/v1.0`` (graph.py): site by path, drives, driveItem by path or
+id, ``createUploadSession`` (``if-match``), the upload URL ``{base}/_upload/…`` (PUT, POST
+commit, DELETE cancel), the download URL ``{base}/_download/…``, ``children``,
+``permissions``, ``versions``, item DELETE, ``groups/{id}/members|owners``.
 
 Every write of file content (``$value`` PUT, ``SaveBinaryStream``, ``Files/add`` over an existing
 file, each upload chunk) answers 412 when ``If-Match`` does not match the current ETag (or
 ``If-None-Match: *`` meets an existing file), and 423 (``SPFileLockException``) while the file is
 locked. Every overwrite keeps the previous content as a version.
 
-Requests need ``Authorization: Bearer <token>`` (any token; none → 401; a token starting with
-``denied`` → 403). ``--latency-ms`` delays every API request. ``--fault-rate F`` answers that
+Requests need ``Authorization: Bearer <JWT>`` whose ``aud`` is SharePoint's (``/_api``) or
+Graph's (``/v1.0``); none, not a JWT or another audience → 401; a token starting with ``denied``
+→ 403. The app's Sites.Selected role on a site is ``app_grant`` in ``_access.json`` (default
+``fullcontrol``): reads need ``read``, writes ``write``, permission reads ``fullcontrol``.
+``--quirk NAME`` (tenant.py) makes the emulator misbehave in one documented way for ``doctor``.
+``--latency-ms`` delays every API request. ``--fault-rate F`` answers that
 share of API requests with 429 or 503 and ``Retry-After: S`` (``--retry-after``, default 1; a
 fractional value is sent as a decimal, which only agii-sync's own client reads). The same
 client address repeating the same method and path before its Retry-After has passed is
@@ -49,12 +59,13 @@ Control endpoints (no latency, no faults, no auth):
   "early_retries": n, "user_agents": {agent: n}}``. Kinds: ``contextinfo``, ``web``,
   ``file_props``, ``file_content_get``, ``file_content_put``, ``files_add``, ``upload_chunk``,
   ``folder_props``, ``folders_add``, ``versions``, ``versions_delete``, ``role_assignments``,
-  ``site_users``, ``site_groups``, ``group``, ``group_users``, ``sharing_links``,
-  ``unsupported``.
+  ``site_users``, ``site_groups``, ``group``, ``group_users``, ``list``, ``list_item``, the
+  Graph kinds (docs/emulator.md) and ``unsupported``.
 - ``POST /_emulator/stats/reset``.
 - ``POST /_emulator/lock`` / ``POST /_emulator/unlock`` with ``{"url": "/sites/NAME/…/x.xlsx"}``;
   ``GET /_emulator/locks``.
-- ``GET /_emulator/config``; ``POST /_emulator/config`` with any of ``fault_rate``,
+- ``GET /_emulator/config`` (with the ``quirks``); ``POST /_emulator/config`` with any of
+  ``fault_rate``,
   ``latency_ms``, ``retry_after``.
 """
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .server import Emulator, Settings, is_loopback
+from .tenant import QUIRKS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE_URL",
         help="server-relative URL of a file that is 'open in Excel' (423 on write); repeatable",
     )
+    parser.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        choices=sorted(QUIRKS),
+        metavar="NAME",
+        help="behave like a misconfigured or unusual tenant; repeatable: "
+        + "; ".join(f"{name}: {text}" for name, text in sorted(QUIRKS.items())),
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed for fault injection")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     return parser.parse_args(argv)
@@ -53,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.root.mkdir(parents=True, exist_ok=True)
     settings = Settings(args.latency_ms, args.fault_rate, args.retry_after, args.verbose)
-    emulator = Emulator(args.root, settings=settings, locks=args.lock, seed=args.seed)
+    emulator = Emulator(
+        args.root, settings=settings, locks=args.lock, seed=args.seed, quirks=args.quirk
+    )
     try:
         url = emulator.bind(args.host, args.port)
     except OSError as exc:

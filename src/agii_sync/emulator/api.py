@@ -8,19 +8,19 @@ fault-inject a request before it touches any file.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote
 
 from . import shapes
 from .odata import Segment
 from .store import FileMeta, SiteStore, StoreError, bad_request, etag_matches, not_found
+from .tenant import LockRegistry, Tenant
 
 JSON_TYPE = "application/json;odata=verbose;charset=utf-8"
 LOCK_CODE = "-2147018894, Microsoft.SharePoint.SPFileLockException"
+CHECKOUT_CODE = "-2130575306, Microsoft.SharePoint.SPFileCheckOutException"
 PRECONDITION_CODE = "-1, Microsoft.SharePoint.Client.ClientServiceException"
 EXISTS_CODE = "-2130575257, Microsoft.SharePoint.SPException"
 UNSUPPORTED_CODE = "-1, Microsoft.SharePoint.Client.InvalidClientQueryException"
@@ -43,6 +43,9 @@ def error_reply(status: int, code: str, message: str) -> Reply:
     return Reply(status, json.dumps(shapes.error_body(code, message)).encode(), JSON_TYPE)
 
 
+PERMISSION_KINDS = {"role_assignments", "site_users", "site_groups", "group", "group_users"}
+
+
 @dataclass
 class ApiRequest:
     method: str  # the effective method: X-HTTP-Method wins over the HTTP verb
@@ -63,43 +66,15 @@ class Unsupported(Exception):
     pass
 
 
-class LockRegistry:
-    """Server-relative URLs of files "open in Excel": writes to them answer 423."""
-
-    def __init__(self, urls: list[str] | None = None) -> None:
-        self._urls: set[str] = {self._key(u) for u in urls or []}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _key(url: str) -> str:
-        """As SharePoint compares paths: decoded (``%20``), case-insensitive."""
-        return unquote(url.strip()).rstrip("/").casefold()
-
-    def lock(self, url: str) -> None:
-        with self._lock:
-            self._urls.add(self._key(url))
-
-    def unlock(self, url: str) -> None:
-        with self._lock:
-            self._urls.discard(self._key(url))
-
-    def is_locked(self, url: str) -> bool:
-        with self._lock:
-            return self._key(url) in self._urls
-
-    def urls(self) -> list[str]:
-        with self._lock:
-            return sorted(self._urls)
-
-
 # Locators are resolved when the operation runs, so a bad path is counted like any request.
 Locator = tuple[str, str]  # ("path", server-relative url) or ("id", unique id)
 Node = tuple[str, Any]
 
 
 class Api:
-    def __init__(self, locks: LockRegistry) -> None:
-        self.locks = locks
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.locks: LockRegistry = tenant.locks
 
     def operation(self, store: SiteStore, req: ApiRequest) -> Operation:
         if not req.segments:
@@ -140,6 +115,10 @@ class Api:
             return ("file", ("child", value, seg.arg()))
         if kind == "file" and key == "versions":
             return ("versions", value)
+        if kind in ("file", "folder") and key == "listitemallfields":
+            return ("list_item", (kind, value))
+        if kind in ("list", "list_item") and key == "roleassignments":
+            return ("scoped_assignments", (kind, value))
         if kind == "site_groups" and key in ("getbyid", "getbyname"):
             return ("group", seg.arg())
         if kind == "group" and key == "users":
@@ -154,6 +133,8 @@ class Api:
             return ("file", ("id", str(seg.arg())))
         if key in ("getfolderbyserverrelativeurl", "getfolderbyserverrelativepath"):
             return ("folder", ("path", str(seg.arg("DecodedUrl", "serverRelativeUrl", "url"))))
+        if key == "getlist":
+            return ("list", ("path", str(seg.arg("strUrl", "url"))))
         if key == "getfolderbyid":
             return ("folder", ("id", str(seg.arg())))
         if key == "rootfolder":
@@ -168,7 +149,6 @@ class Api:
             "roleassignments": "role_assignments",
             "siteusers": "site_users",
             "sitegroups": "site_groups",
-            "_emulator": "emulator",
         }
         return (simple[key], None) if key in simple else None
 
@@ -207,15 +187,65 @@ class Api:
             "site_groups": ("site_groups", lambda: self._site_groups(store)),
             "group": ("group", lambda: self._group(store, value)),
             "group_users": ("group_users", lambda: self._group_users(store, value)),
+            "list": ("list", lambda: self._list(store, req, value)),
+            "list_item": ("list_item", lambda: self._list_item(store, value)),
+            "scoped_assignments": (
+                "role_assignments",
+                lambda: self._scoped_assignments(store, value),
+            ),
         }
         if kind not in readers:
             raise Unsupported(f"GET {kind}")
         path_kind, run = readers[kind]
-        return Operation(path_kind, run)
+        need = "permissions" if path_kind in PERMISSION_KINDS else "read"
+
+        def guarded() -> Reply:
+            self.tenant.require(store, need)
+            return run()
+
+        return Operation(path_kind, guarded)
 
     def _file_props(self, store: SiteStore, req: ApiRequest, locator: Any) -> Reply:
         info = store.file_info(self._file_rel(store, locator))
-        return json_reply(shapes.file(store, info, req.site_url), etag=info.meta.etag)
+        checked_out = self.tenant.checked_out(store, info.rel)
+        data = shapes.file(store, info, req.site_url, checked_out=checked_out)
+        return json_reply(data, etag=info.meta.etag)
+
+    def _list(self, store: SiteStore, req: ApiRequest, locator: Any) -> Reply:
+        rel = store.relative(locator[1])
+        if "/" in rel or rel not in store.libraries():
+            raise StoreError(
+                404, "-2130575322, Microsoft.SharePoint.SPException", "List does not exist."
+            )
+        unique = self._directory(store).has_unique(rel)
+        return json_reply(shapes.list_(store, rel, req.site_url, unique))
+
+    def _list_item(self, store: SiteStore, target: Any) -> Reply:
+        rel = self._scope_rel(store, target)
+        return json_reply(shapes.list_item(store, rel, self._directory(store).has_unique(rel)))
+
+    def _scope_rel(self, store: SiteStore, target: Any) -> str:
+        kind, locator = target
+        if kind == "list":
+            return store.relative(locator[1])
+        if kind == "file":
+            rel = self._file_rel(store, locator)
+            store.file_info(rel)  # 404 when there is no such file
+            return rel
+        rel = self._folder_rel(store, locator)
+        if not store.folder_exists(rel):
+            raise not_found("Folder")
+        return rel
+
+    def _scoped_assignments(self, store: SiteStore, target: Any) -> Reply:
+        kind, inner = target
+        rel = self._scope_rel(store, inner if kind == "list_item" else target)
+        d = self._directory(store)
+        items = [
+            shapes.role_assignment(pid, d.principals[pid], roles)
+            for pid, roles in d.scoped.get(rel.casefold(), d.assignments)
+        ]
+        return json_reply({"results": items})
 
     def _folder_props(self, store: SiteStore, req: ApiRequest, locator: Any) -> Reply:
         rel = self._folder_rel(store, locator)
@@ -250,7 +280,9 @@ class Api:
 
     def _site_users(self, store: SiteStore, req: ApiRequest) -> Reply:
         d = self._directory(store)
-        users = [shapes.principal(pid, d.principals[pid]) for pid in d.users()]
+        admins_only = "issiteadmin eq true" in req.query.get("$filter", "").lower()
+        pids = d.admins if admins_only else d.users()
+        users = [shapes.principal(pid, d.principals[pid]) for pid in pids]
         top = int(req.query.get("$top", 0) or 0)
         skip = int(req.query.get("$skiptoken", 0) or 0)
         if not top:
@@ -282,10 +314,6 @@ class Api:
         members = d.members.get(self._group_id(d, value), [])
         return json_reply({"results": [shapes.principal(m, d.principals[m]) for m in members]})
 
-    def _sharing_links(self, store: SiteStore) -> Reply:
-        links = store.access().get("sharing_links", [])
-        return json_reply({"results": [shapes.sharing_link(link) for link in links]})
-
     # --- actions (the last segment names a method or $value) ---------------------------------
 
     def _action(self, store: SiteStore, req: ApiRequest, node: Node, seg: Segment) -> Operation:
@@ -299,8 +327,6 @@ class Api:
             return Operation("folders_add", lambda: self._folders_add(store, req, value, seg))
         if kind == "versions" and key == "deleteall" and method == "POST":
             return Operation("versions_delete", lambda: self._delete_versions(store, value, seg))
-        if kind == "emulator" and key == "sharinglinks" and method == "GET":
-            return Operation("sharing_links", lambda: self._sharing_links(store))
         raise Unsupported(f"{method} {kind}/{seg.name}")
 
     def _file_action(
@@ -318,12 +344,14 @@ class Api:
         raise Unsupported(f"{method} file/{seg.name}")
 
     def _put_content(self, store: SiteStore, req: ApiRequest, locator: Any) -> Reply:
+        self.tenant.require(store, "write")
         rel = self._file_rel(store, locator)
         store.file_info(rel)  # 404 before any precondition, as SharePoint does
         meta = self._write(store, req, rel, req.body, create=False)
         return Reply(204, headers={"ETag": meta.etag})
 
     def _files_add(self, store: SiteStore, req: ApiRequest, folder: Any, seg: Segment) -> Reply:
+        self.tenant.require(store, "write")
         name = seg.arg("url", "DecodedUrl")
         if not name:
             raise bad_request("The url parameter is required.")
@@ -346,6 +374,7 @@ class Api:
         return json_reply(shapes.file(store, info, req.site_url), etag=info.meta.etag)
 
     def _folders_add(self, store: SiteStore, req: ApiRequest, parent: Any, seg: Segment) -> Reply:
+        self.tenant.require(store, "write")
         name = str(seg.arg("url", "DecodedUrl") or "")
         if not name:
             raise bad_request("The folder name is required.")
@@ -358,10 +387,12 @@ class Api:
         return json_reply(shapes.folder(store, rel, req.site_url))
 
     def _delete_versions(self, store: SiteStore, locator: Any, seg: Segment) -> Reply:
+        self.tenant.require(store, "write")
         store.delete_versions(self._file_rel(store, locator))
         return json_reply({seg.name: None})
 
     def _upload(self, store: SiteStore, req: ApiRequest, locator: Any, seg: Segment) -> Reply:
+        self.tenant.require(store, "write")
         rel = self._file_rel(store, locator)
         upload_id = str(seg.arg("uploadID", "uploadId"))
         offset = int(seg.arg("fileOffset") or 0)
@@ -395,11 +426,17 @@ class Api:
         """423 while the file is locked, 412 when If-Match / If-None-Match do not hold."""
         url = store.server_relative(rel)
         exists = store.exists(rel)
-        if exists and self.locks.is_locked(url):
+        if self.tenant.checked_out(store, rel):
+            raise StoreError(
+                423, CHECKOUT_CODE, f'The file "{url}" is checked out for editing by emulator.'
+            )
+        if self.tenant.locked(store, rel):
             raise StoreError(
                 423, LOCK_CODE, f'The file "{url}" is locked for shared use by emulator [emulator].'
             )
         if_match = req.headers.get("If-Match")
+        if self.tenant.has("ignore-if-match"):
+            if_match = None
         if_none_match = req.headers.get("If-None-Match")
         current = store.file_info(rel).meta.etag if exists else None
         if if_match is not None and (current is None or not etag_matches(if_match, current)):

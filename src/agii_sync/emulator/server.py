@@ -22,15 +22,19 @@ from .api import (
     UNSUPPORTED_CODE,
     Api,
     ApiRequest,
-    LockRegistry,
     Reply,
     Unsupported,
     error_reply,
 )
+from .graph import GraphApi, GraphError, graph_error
 from .odata import ODataPathError, parse_path
 from .store import SiteStore, StoreError
+from .tenant import GRAPH_AUDIENCES, SHAREPOINT_AUDIENCES, LockRegistry, Tenant, token_audience
 
 API_PREFIX = "/sites/"
+GRAPH_PREFIX = "/v1.0/"
+UPLOAD_PREFIX = "/_upload/"
+DOWNLOAD_PREFIX = "/_download/"
 CONTROL_PREFIX = "/_emulator/"
 UNAUTHORIZED_CODE = "-2147024891, System.UnauthorizedAccessException"
 
@@ -160,23 +164,29 @@ class Emulator:
         settings: Settings | None = None,
         locks: list[str] | None = None,
         seed: int | None = None,
+        quirks: list[str] | None = None,
     ) -> None:
         self.root = root
         self.settings = settings or Settings()
         self.stats = Stats()
         self.locks = LockRegistry(locks)
-        self.api = Api(self.locks)
+        self.tenant = Tenant(self.locks, frozenset(quirks or ()))
+        self.api = Api(self.tenant)
+        self.graph = GraphApi(self, self.tenant)
         self.throttle = Throttle(self.settings, self.stats, seed)
         self._sites: dict[str, SiteStore] = {}
         self._sites_lock = threading.Lock()
         self.base_url = ""
+        self.host = "127.0.0.1"
         self._server: ThreadingHTTPServer | None = None
 
     def site(self, name: str) -> SiteStore:
+        """The site called ``name``, made on first use; a name that would leave ``--root`` is
+        a 404 (StoreError)."""
         with self._sites_lock:
             key = name.lower()
             if key not in self._sites:
-                self._sites[key] = SiteStore(self.root, name)
+                self._sites[key] = SiteStore(self.root, name, self.tenant.libraries)
             return self._sites[key]
 
     def bind(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -187,6 +197,7 @@ class Emulator:
         self._server.emulator = self  # type: ignore[attr-defined]
         bound_port = self._server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
+        self.host = host
         self.base_url = f"http://{shown}:{bound_port}"
         return self.base_url
 
@@ -261,8 +272,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         raw_path, _, raw_query = self.path.partition("?")
         try:
-            if raw_path.lower().startswith(CONTROL_PREFIX):
-                reply = self._control(verb, raw_path.lower(), body)
+            lowered = raw_path.lower()
+            if lowered.startswith(CONTROL_PREFIX):
+                reply = self._control(verb, lowered, body)
+            elif lowered.startswith((GRAPH_PREFIX, UPLOAD_PREFIX, DOWNLOAD_PREFIX)):
+                reply = self._graph(verb, raw_path, raw_query, body)
             else:
                 reply = self._api(verb, raw_path, raw_query, body)
         except Exception as exc:  # a bug must not kill the connection silently
@@ -312,7 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.headers.get("X-HTTP-Method", verb).upper()
         kind, run = self._resolve(site_name, rest[4:], method, raw_query, body)
         emulator.stats.request(kind, verb, self.headers.get("User-Agent", ""))
-        refusal = self._refuse(verb, raw_path, raw_query)
+        origin = emulator.base_url
+        refusal = self._refuse(verb, raw_path, raw_query, (*SHAREPOINT_AUDIENCES, origin))
         if refusal is not None:
             return refusal
         try:
@@ -323,7 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
             return error_reply(400, UNSUPPORTED_CODE, f"Not supported by the emulator: {exc}")
 
     def _resolve(self, site_name: str, rest: str, method: str, raw_query: str, body: bytes):
-        store = self.emulator.site(site_name)
+        try:
+            store = self.emulator.site(site_name)
+        except StoreError as exc:
+            reply = error_reply(exc.status, exc.code, exc.message)
+            return "unsupported", lambda: reply
         site_url = f"{self.emulator.base_url}{store.server_relative_root}"
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         try:
@@ -334,19 +353,90 @@ class _Handler(BaseHTTPRequestHandler):
             return "unsupported", lambda: error_reply(400, UNSUPPORTED_CODE, message)
         return operation.kind, operation.run
 
-    def _refuse(self, verb: str, raw_path: str, raw_query: str) -> Reply | None:
-        """Authentication, the odata flavour, then injected faults."""
+    # --- Microsoft Graph ---------------------------------------------------------------------
+
+    def _graph(self, verb: str, raw_path: str, raw_query: str, body: bytes) -> Reply:
+        emulator = self.emulator
+        if emulator.settings.latency_ms:
+            time.sleep(emulator.settings.latency_ms / 1000)
+        lowered = raw_path.lower()
+        agent = self.headers.get("User-Agent", "")
+        try:
+            if lowered.startswith(UPLOAD_PREFIX):
+                kinds = {"PUT": "upload_put", "POST": "upload_commit", "DELETE": "upload_cancel"}
+                emulator.stats.request(kinds.get(verb, "unsupported"), verb, agent)
+                refusal = emulator.throttle.check((self.client_address[0], verb, raw_path))
+                session = raw_path[len(UPLOAD_PREFIX) :]
+                return refusal or emulator.graph.upload(verb, session, self.headers, body)
+            if lowered.startswith(DOWNLOAD_PREFIX):
+                emulator.stats.request("download", verb, agent)
+                return self._download(raw_path[len(DOWNLOAD_PREFIX) :])
+            path = raw_path[len(GRAPH_PREFIX) :]
+            try:
+                operation = emulator.graph.operation(verb, path, self.headers, body)
+            except GraphError as exc:
+                emulator.stats.request("unsupported", verb, agent)
+                return graph_error(exc.status, exc.code, exc.message)
+            emulator.stats.request(operation.kind, verb, agent)
+            refusal = self._refuse(verb, raw_path, raw_query, GRAPH_AUDIENCES, graph=True)
+            return refusal or operation.run()
+        except GraphError as exc:
+            return graph_error(exc.status, exc.code, exc.message)
+        except StoreError as exc:
+            return graph_error(
+                exc.status, "itemNotFound" if exc.status == 404 else "invalidRequest", exc.message
+            )
+
+    def _download(self, rest: str) -> Reply:
+        """A pre-authenticated download URL: ``/_download/{site}/{unique id}``."""
+        site, _, unique_id = unquote(rest).rpartition("/")
+        store = self.emulator.site(site)
+        content, _ = store.read(store.file_by_id(unique_id))
+        return Reply(200, content, "application/octet-stream")
+
+    def _refuse(
+        self,
+        verb: str,
+        raw_path: str,
+        raw_query: str,
+        audiences: tuple[str, ...],
+        *,
+        graph: bool = False,
+    ) -> Reply | None:
+        """Authentication (a bearer token for this API's audience), the odata flavour, then
+        injected faults."""
         auth = self.headers.get("Authorization", "")
         token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
         if not token or token == "None":
-            return error_reply(401, UNAUTHORIZED_CODE, "Access denied: no bearer token.")
+            return self._unauthorized(graph, "no bearer token")
         if token.startswith("denied"):
+            if graph:
+                return graph_error(403, "accessDenied", "Access denied")
             return error_reply(403, UNAUTHORIZED_CODE, "Access denied.")
+        audience = token_audience(auth)
+        if audience is None:
+            return self._unauthorized(graph, "the token is not a JWT")
+        if audience not in audiences:
+            return self._unauthorized(graph, "Invalid audience")
         accept = self.headers.get("Accept", "")
+        if graph:
+            return self.emulator.throttle.check(
+                (self.client_address[0], verb, f"{raw_path}?{raw_query}")
+            )
         if "odata=" in accept and "odata=verbose" not in accept:
             return error_reply(406, UNSUPPORTED_CODE, "The emulator only speaks odata=verbose.")
         key = (self.client_address[0], verb, f"{raw_path}?{raw_query}")
         return self.emulator.throttle.check(key)
+
+    def _unauthorized(self, graph: bool, why: str) -> Reply:
+        if graph:
+            message = f"Access token validation failure. {why}."
+            return graph_error(401, "InvalidAuthenticationToken", message)
+        reply = error_reply(401, UNAUTHORIZED_CODE, f"Access denied: {why}.")
+        reply.headers["WWW-Authenticate"] = (
+            'Bearer realm="emulator", client_id="00000003-0000-0ff1-ce00-000000000000"'
+        )
+        return reply
 
     # --- control endpoints for tests ---------------------------------------------------------
 
@@ -361,7 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "GET" and name == "locks":
             return _plain_json({"locks": emulator.locks.urls()})
         if verb == "GET" and name == "config":
-            return _plain_json(emulator.settings.as_json())
+            return _plain_json(
+                {**emulator.settings.as_json(), "quirks": sorted(emulator.tenant.quirks)}
+            )
         try:
             data = json.loads(body or b"{}")
         except ValueError:

@@ -18,7 +18,7 @@ ROLE_KINDS = {
     "full control": 5,
     "edit": 6,
 }
-PRINCIPAL_TYPES = {"user": 1, "security_group": 4, "sharepoint_group": 8}
+PRINCIPAL_TYPES = {"user": 1, "security_group": 4, "m365_group": 4, "sharepoint_group": 8}
 FIRST_PRINCIPAL_ID = 3
 
 
@@ -65,13 +65,15 @@ def web(store: SiteStore, site_url: str) -> dict[str, Any]:
     }
 
 
-def file(store: SiteStore, info: FileInfo, site_url: str) -> dict[str, Any]:
+def file(
+    store: SiteStore, info: FileInfo, site_url: str, *, checked_out: bool = False
+) -> dict[str, Any]:
     meta, url = info.meta, store.server_relative(info.rel)
     uri = f"{site_url}/_api/Web/GetFileById('{meta.unique_id}')"
     return {
         "__metadata": metadata("SP.File", uri),
         "CheckInComment": "",
-        "CheckOutType": 2,
+        "CheckOutType": 0 if checked_out else 2,  # SP.CheckOutType: 0 Online, 2 None
         "ContentTag": f"{{{meta.unique_id.upper()}}},{meta.version},{meta.version}",
         "CustomizedPageStatus": 0,
         "ETag": meta.etag,
@@ -110,6 +112,33 @@ def folder(store: SiteStore, rel: str, site_url: str) -> dict[str, Any]:
     }
 
 
+def list_(store: SiteStore, rel: str, site_url: str, unique: bool) -> dict[str, Any]:
+    list_id = store.folder_id(rel)
+    url = store.server_relative(rel)
+    return {
+        "__metadata": metadata("SP.List", f"{site_url}/_api/Web/Lists(guid'{list_id}')"),
+        "BaseTemplate": 101,
+        "HasUniqueRoleAssignments": unique,
+        "Id": list_id,
+        "Title": "Documenten" if rel == "Gedeelde documenten" else rel,
+        "ParentWebUrl": store.server_relative_root,
+        "RootFolder": {
+            "__deferred": {
+                "uri": f"{site_url}/_api/Web/GetFolderByServerRelativePath(DecodedUrl='{url}')"
+            }
+        },
+    }
+
+
+def list_item(store: SiteStore, rel: str, unique: bool) -> dict[str, Any]:
+    return {
+        "__metadata": metadata("SP.Data.DocumentsItem"),
+        "HasUniqueRoleAssignments": unique,
+        "Id": int(uuid.UUID(store.folder_id(rel)).int % 10_000) + 1,
+        "FileRef": store.server_relative(rel),
+    }
+
+
 def version(rel: str, item: Version) -> dict[str, Any]:
     return {
         "__metadata": metadata("SP.FileVersion"),
@@ -126,20 +155,35 @@ def version(rel: str, item: Version) -> dict[str, Any]:
 
 @dataclass
 class Directory:
-    """The principals of ``_access.json`` with stable ids, as SharePoint numbers them."""
+    """The principals of ``_access.json`` with stable ids, as SharePoint numbers them: the
+    site's role assignments, those of objects with unique permissions (by path inside the
+    site, case-folded), and the site collection admins."""
 
     principals: dict[int, dict[str, Any]] = field(default_factory=dict)
     members: dict[int, list[int]] = field(default_factory=dict)
     assignments: list[tuple[int, list[str]]] = field(default_factory=list)
+    scoped: dict[str, list[tuple[int, list[str]]]] = field(default_factory=dict)
+    admins: list[int] = field(default_factory=list)
     _ids: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def from_access(cls, access: dict[str, Any]) -> Directory:
         directory = cls()
-        for assignment in access.get("role_assignments", []):
-            pid = directory.add(assignment["principal"])
-            directory.assignments.append((pid, list(assignment.get("roles", []))))
+        directory.assignments = directory._assign(access.get("role_assignments", []))
+        for unique in access.get("unique_permissions", []):
+            path = str(unique["path"]).strip("/").casefold()
+            directory.scoped[path] = directory._assign(unique.get("role_assignments", []))
+        for admin in access.get("site_admins", []):
+            pid = directory.add(admin)
+            directory.principals[pid]["is_site_admin"] = True
+            directory.admins.append(pid)
         return directory
+
+    def _assign(self, items: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
+        return [(self.add(a["principal"]), list(a.get("roles", []))) for a in items]
+
+    def has_unique(self, rel: str) -> bool:
+        return rel.strip("/").casefold() in self.scoped
 
     def add(self, principal: dict[str, Any]) -> int:
         kind = principal.get("type", "user")
@@ -173,7 +217,7 @@ def principal(pid: int, data: dict[str, Any]) -> dict[str, Any]:
             "Description": None,
             "OwnerTitle": "Site Owners",
         }
-    login = data.get("login") or f"c:0t.c|tenant|{_stable_id(title)}"
+    login = data.get("login") or _claim(data, title)
     return {
         "__metadata": metadata("SP.User"),
         "Id": pid,
@@ -181,7 +225,7 @@ def principal(pid: int, data: dict[str, Any]) -> dict[str, Any]:
         "LoginName": login,
         "Email": data.get("email") or "",
         "PrincipalType": PRINCIPAL_TYPES[kind],
-        "IsSiteAdmin": False,
+        "IsSiteAdmin": bool(data.get("is_site_admin")),
         "UserPrincipalName": data.get("email"),
     }
 
@@ -206,12 +250,10 @@ def role_definition(name: str) -> dict[str, Any]:
     }
 
 
-def sharing_link(link: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "__metadata": metadata("Emulator.SharingLink"),
-        "Kind": link.get("kind", "specific"),
-        "Roles": {"results": list(link.get("roles", []))},
-    }
+def _claim(data: dict[str, Any], title: str) -> str:
+    if data.get("type") == "m365_group" and data.get("id"):
+        return f"c:0o.c|federateddirectoryclaimprovider|{data['id']}"
+    return f"c:0t.c|tenant|{_stable_id(title)}"
 
 
 def _stable_id(text: str) -> str:

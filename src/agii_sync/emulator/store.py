@@ -73,7 +73,13 @@ class FileMeta:
 
     @property
     def etag(self) -> str:
+        """SharePoint's file ETag, which Graph's driveItem ``eTag`` equals: ``"{GUID},N"``."""
         return f'"{{{self.unique_id.upper()}}},{self.version}"'
+
+    @property
+    def ctag(self) -> str:
+        """Graph's content tag of the file: ``"c:{GUID},N"``."""
+        return f'"c:{{{self.unique_id.upper()}}},{self.version}"'
 
     def copy(self) -> FileMeta:
         return replace(self, history=list(self.history))
@@ -98,31 +104,50 @@ class UploadSession:
     data: bytearray
 
 
-def etag_matches(if_match: str | None, etag: str) -> bool:
+def etag_matches(if_match: str | None, *tags: str) -> bool:
+    """Strict, as SharePoint and Graph compare: the header is ``*`` or exactly one of ``tags``
+    (the file's ``"{GUID},N"`` eTag, or Graph's ``"c:{GUID},N"`` cTag). A SharePoint ETag holds
+    a comma itself, so the header is compared whole; another spelling (the list item's
+    ``"guid,N"``, lower case, no quotes, ``W/``) does not match."""
     if if_match is None:
         return True
-    wanted = [tag.strip() for tag in if_match.split(",") if tag.strip()]
-    # A SharePoint ETag itself contains a comma ("{GUID},3"), so compare the whole header too.
-    candidates = {_normal(if_match), *(_normal(tag) for tag in wanted)}
-    return "*" in candidates or _normal(etag) in candidates
+    header = if_match.strip()
+    return header == "*" or header in tags
 
 
-def _normal(tag: str) -> str:
-    return tag.strip().removeprefix("W/").strip('"').lower()
+def site_folder(root: Path, name: str) -> Path:
+    """``ROOT/NAME``, refusing any name that could leave ``root`` (``..``, separators, NUL,
+    a symlink pointing elsewhere)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0:") or name.startswith("."):
+        raise not_found("Site")
+    folder = root / name
+    base = root.resolve()
+    if folder.exists() and not folder.resolve().is_relative_to(base):
+        raise not_found("Site")
+    return folder
 
 
 class SiteStore:
-    """One site's folder. Every method takes the site lock, so callers see whole writes only."""
+    """One site's folder. Every method takes the site lock, so callers see whole writes only.
 
-    def __init__(self, root: Path, name: str) -> None:
+    Its document libraries are its top-level folders; ``libraries`` are created when the site
+    is first used (a new SharePoint site comes with its default library)."""
+
+    def __init__(self, root: Path, name: str, libraries: tuple[str, ...] = ()) -> None:
         self.name = name
-        self.folder = root / name
+        self.root = root.resolve()
+        self.folder = site_folder(root, name)
         self.meta_dir = self.folder / META_DIR
         self.lock = threading.RLock()
         self._uploads: dict[str, UploadSession] = {}
         self.folder.mkdir(parents=True, exist_ok=True)
         self.meta_dir.mkdir(exist_ok=True)
+        for library in libraries:
+            (self.folder / library).mkdir(exist_ok=True)
         self._meta = self._load_meta()
+
+    def libraries(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.is_dir() and p.name not in HIDDEN)
 
     @property
     def server_relative_root(self) -> str:
@@ -151,7 +176,11 @@ class SiteStore:
         return f"{self.server_relative_root}/{rel}" if rel else self.server_relative_root
 
     def disk(self, rel: str) -> Path:
-        return self.folder / rel if rel else self.folder
+        """The path of ``rel`` on disk, never outside the site's folder (symlinks included)."""
+        path = self.folder / rel if rel else self.folder
+        if not path.resolve().is_relative_to(self.folder.resolve()):
+            raise bad_request("The path is not inside the site.")
+        return path
 
     # --- files -------------------------------------------------------------------------------
 
@@ -193,6 +222,20 @@ class SiteStore:
             self._meta["files"][rel] = meta
             self._save_meta()
             return meta.copy()
+
+    def delete(self, rel: str) -> None:
+        with self.lock:
+            path = self.disk(rel)
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.is_file():
+                meta = self._meta["files"].pop(rel, None)
+                path.unlink()
+                if meta is not None:
+                    shutil.rmtree(self.meta_dir / "versions" / meta.unique_id, ignore_errors=True)
+            else:
+                raise not_found("Item")
+            self._save_meta()
 
     def versions(self, rel: str) -> list[Version]:
         with self.lock:

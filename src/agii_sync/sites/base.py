@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-PrincipalType = Literal["user", "sharepoint_group", "security_group"]
+PrincipalType = Literal["user", "sharepoint_group", "security_group", "m365_group"]
 LinkKind = Literal["anonymous", "organization", "specific"]
+Scope = Literal["site", "library", "folder", "workbook"]
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,21 @@ class Principal:
 
 @dataclass(frozen=True)
 class RoleAssignment:
+    """``roles`` (permission levels) given to ``principal`` on the site, or on the library,
+    a folder or the workbook where that object has unique permissions."""
+
     principal: Principal
     roles: tuple[str, ...]
+    scope: Scope = "site"
 
 
 @dataclass(frozen=True)
 class SharingLink:
+    """A sharing link on the workbook, or on a folder above it (``inherited``)."""
+
     kind: LinkKind
     roles: tuple[str, ...] = ()
+    inherited: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class AccessSnapshot:
 
     role_assignments: tuple[RoleAssignment, ...] = ()
     sharing_links: tuple[SharingLink, ...] = field(default_factory=tuple)
+    site_admins: tuple[Principal, ...] = ()
 
 
 @runtime_checkable

@@ -36,15 +36,17 @@ class SiteOpener:
             if key not in self._connections:
                 self._connections[key] = SharePointConnection(
                     self._token_provider(municipality),
+                    graph_token_provider=self._token_provider(municipality, graph=True),
                     retry=RetryPolicy.for_lock_wait(self.config.agii.lock_wait_seconds),
                 )
             return self._connections[key]
 
-    def _token_provider(self, municipality: Municipality) -> TokenProvider:
-        from .sharepoint import dummy_token
+    def _token_provider(self, municipality: Municipality, *, graph: bool = False) -> TokenProvider:
+        from .graph import GRAPH_RESOURCE
+        from .sharepoint import dummy_graph_token, dummy_token
 
         if municipality.kind == "emulator":
-            return dummy_token
+            return dummy_graph_token if graph else dummy_token
         from ..auth import token_provider
         from ..errors import ConfigError
 
@@ -52,4 +54,5 @@ class SiteOpener:
             raise ConfigError(
                 f"site {municipality.id!r} is on SharePoint Online but the config has no [auth]"
             )
-        return token_provider(self.config.auth, municipality.http_site.origin, prompt=self.prompt)
+        resource = GRAPH_RESOURCE if graph else municipality.http_site.origin
+        return token_provider(self.config.auth, resource, prompt=self.prompt)

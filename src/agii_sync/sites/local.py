@@ -39,6 +39,7 @@ class LocalFolderSite:
     def __init__(self, folder: Path, workbook_path: str) -> None:
         self.folder = folder
         self.path = folder / workbook_path
+        self.workbook_path = workbook_path
         self.url = f"file:{folder}"
         self._lock = FileLock(str(_lock_path(self.path)), is_singleton=False)
 
@@ -151,7 +152,7 @@ class LocalFolderSite:
             raise TemporaryFailure(f"{self.url}: another writer holds the workbook lock") from None
 
     def read_access(self) -> AccessSnapshot:
-        return read_access_file(self.folder / "_access.json")
+        return read_access_file(self.folder / "_access.json", self.workbook_path)
 
 
 def _lock_path(workbook: Path) -> Path:

@@ -1,45 +1,46 @@
 """A SharePoint Online site (or the loopback emulator) through office365-rest-python-client.
 
-All traffic goes through the library's ``ClientContext``. One ``SharePointConnection`` holds
-one root context (token and HTTP transport); every site and every thread gets its own
-``ctx.clone(site_url)``, which shares that token and transport but has its own query queue
-and form digest, so sites can be processed from a small thread pool.
+Two APIs, each used only for what Microsoft documents (docs/sharepoint.md lists every request
+with its Microsoft Learn page):
 
-What is and is not verified against SharePoint Online (see docs/sharepoint.md):
+- Microsoft Graph (the package's ``GraphClient``) for the workbook's content: the library is a
+  drive, the workbook a driveItem read with its ``eTag``; a replace goes through an upload
+  session created with ``if-match`` (412 on a stale eTag), a new file through an upload
+  session that fails when the name exists. A failed upload cancels its session. Sharing links
+  are read from the driveItem permissions of the workbook and of each folder above it.
+- SharePoint REST (the package's ``ClientContext``) for what only SharePoint knows: deleting
+  old versions, role assignments (site, and library/folder/workbook where inheritance is
+  broken), site collection admins, SharePoint group members.
 
-- A conditional write re-reads the ETag just before the write and sends ``If-Match`` on the
-  ``$value`` PUT; whether SharePoint Online enforces ``If-Match`` there is unverified, hence
-  the re-read. The new ETag comes from the PUT's ``ETag`` response header when present (the
-  emulator sends it), else from a read-back (which could see a later writer's ETag).
-- Sharing links: on the emulator from its own endpoint (``_api/web/_emulator/sharinglinks``);
-  on https sites from ``GetSharingInformation`` of the workbook's list item only (the links
-  on that one file). That path is unverified against SharePoint Online.
-- Folders are created level by level with ``Folders/Add`` below the deepest existing one, so
-  an existing document library is never re-created.
+One ``SharePointConnection`` holds one root context and one Graph client (token and HTTP
+transport each); every site and every thread gets its own ``ctx.clone(site_url)``, which
+shares that token and transport but has its own query queue and form digest.
+
 - Retries are per HTTP request, inside one time budget per Site method call; waiting for a
   workbook that is open in Excel (423) has its own allowance (``RetryPolicy.for_lock_wait``).
-- One form digest per connection, not one per site: it is fetched once (through our own retry
-  loop, so a fractional ``Retry-After`` is honoured too) and handed to every clone. With the
-  OAuth bearer tokens used here SharePoint Online does not need the digest at all (Microsoft
-  documents it for cookie-authenticated requests); the library insists on sending one. Should a
-  site reject a digest from another site (403, ``-2130575251``), the library fetches that
-  site's own and retries once. Unverified against SharePoint Online.
+  A checked-out workbook (423 with ``SPFileCheckOutException``, or a driveItem whose
+  ``publication.level`` is ``checkout``) is not waited on: it needs a person.
+- One form digest per connection for SharePoint REST (Microsoft documents it for
+  cookie-authenticated requests; the library insists on sending one with OAuth too).
+- A 403 is ``AccessRefused`` naming the Sites.Selected role the call needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from office365.graph_client import GraphClient
 from office365.runtime.client_request_exception import ClientRequestException
 from office365.runtime.http.http_method import HttpMethod
 from office365.runtime.http.request_options import RequestOptions
@@ -50,34 +51,54 @@ from requests import exceptions as http_errors
 
 from .. import __version__
 from ..errors import (
+    AccessRefused,
     AgiiError,
     AuthFailure,
     ConfigError,
     EtagConflict,
     TemporaryFailure,
     Throttled,
+    WorkbookCheckedOut,
     WorkbookLocked,
 )
 from ..siteurl import parse_http_site, site_kind
-from .base import AccessSnapshot, Principal, RoleAssignment, SharingLink, Snapshot
+from .base import AccessSnapshot, Snapshot
+from .graph import (
+    GRAPH_RESOURCE,
+    MAX_FRAGMENT,
+    SHAREPOINT_APP_ID,
+    RootedGraphClient,
+    emulator_token,
+    graph_root_for,
+    item_path,
+    path_segment,
+)
 
 USER_AGENT = f"NONISV|AgII|agii-sync/{__version__}"
-CHUNK_SIZE = 4 * 1024 * 1024  # above this, uploads go in startUpload/continueUpload chunks
+CHUNK_SIZE = MAX_FRAGMENT  # above this, an upload session takes several PUTs
 DIGEST_EXPIRED_HRESULT = "-2130575251"
 DIGEST_REFRESH_MARGIN = 120.0  # seconds: renew the shared digest this long before it expires
 LOCK_POLL_SECONDS = 5.0  # how often a locked workbook is tried again (at least)
 THROTTLE_STATUSES = {429, 503}
 TRANSIENT_STATUSES = {408, 500, 502, 504}
-PRINCIPAL_KINDS = {1: "user", 4: "security_group", 8: "sharepoint_group"}
-LINK_KINDS = {1: "specific", 2: "organization", 3: "organization", 4: "anonymous", 5: "anonymous"}
+CHECKOUT_ERROR = "SPFileCheckOutException"
+ACCESS_GRANT = "fullcontrol"
 
 TokenProvider = Callable[[], dict[str, Any]]
 T = TypeVar("T")
 
 
-def dummy_token() -> dict[str, Any]:
-    """The token for loopback emulator sites (the emulator accepts any bearer token)."""
-    return {"access_token": "emulator", "token_type": "Bearer", "expires_in": 3600}
+dummy_token = emulator_token(SHAREPOINT_APP_ID)  # SharePoint REST on the emulator
+dummy_graph_token = emulator_token(GRAPH_RESOURCE)  # Graph on the emulator
+
+
+def grant_hint(role: str) -> str:
+    """What to ask the tenant's admin for when a call is refused (docs/sharepoint.md,
+    "Least privilege")."""
+    return (
+        f"ask the tenant admin to grant the app the Sites.Selected role '{role}' on this site "
+        "(both for Microsoft Graph and for SharePoint); `agii-sync doctor` shows what is allowed"
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,8 @@ class RetryStats:
         "connection_errors",
         "server_errors",
         "waited_seconds",
+        "uploads_cancelled",
+        "etag_read_back",
     )
 
     def __init__(self) -> None:
@@ -233,23 +256,28 @@ def root_context(site_url: str, token_provider: TokenProvider) -> ClientContext:
 
 
 class SharePointConnection:
-    """One token and HTTP session shared by every SharePoint site of a run."""
+    """One token and HTTP session per API (SharePoint REST, Graph) shared by every SharePoint
+    site of a run."""
 
     def __init__(
         self,
         token_provider: TokenProvider,
         *,
+        graph_token_provider: TokenProvider | None = None,
         retry: RetryPolicy | None = None,
         base_context: ClientContext | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        base_graph: GraphClient | None = None,
+        chunk_size: int = MAX_FRAGMENT,
     ) -> None:
         self.token_provider = token_provider
+        self.graph_token_provider = graph_token_provider
         self.retry = retry or RetryPolicy()
         self.stats = RetryStats()
         self.chunk_size = chunk_size
         self.digest = FormDigestCache()
         self._root = identify(base_context) if base_context is not None else None
         self._origin: str | None = None
+        self._graph = identify_graph(base_graph) if base_graph is not None else None
         self._lock = threading.Lock()
 
     def site(self, site_url: str, workbook_path: str) -> SharePointSite:
@@ -258,8 +286,10 @@ class SharePointConnection:
             site_url,
             workbook_path,
             self.token_provider,
+            graph_token_provider=self.graph_token_provider,
             retry=self.retry,
             base_context=self._root_for(site_url),
+            graph=self._graph_for(site_url),
             stats=self.stats,
             chunk_size=self.chunk_size,
             digest=self.digest,
@@ -280,10 +310,32 @@ class SharePointConnection:
                 self._root = root_context(site_url, self.token_provider)
             return self._root
 
+    def _graph_for(self, site_url: str) -> GraphClient:
+        with self._lock:
+            if self._graph is None:
+                self._graph = graph_client(site_url, self.graph_token_provider)
+            return self._graph
+
     def close(self) -> None:
         with self._lock:
             if self._root is not None:
                 self._root.close()
+
+
+def graph_client(site_url: str, token_provider: TokenProvider | None) -> GraphClient:
+    kind = site_kind(check_site_url(site_url))
+    if token_provider is None:
+        if kind != "emulator":
+            raise ValueError("a SharePoint Online site needs a Graph token provider")
+        token_provider = dummy_graph_token
+    return identify_graph(RootedGraphClient(graph_root_for(site_url, kind), token_provider))
+
+
+def identify_graph(client: GraphClient, user_agent: str = USER_AGENT) -> GraphClient:
+    request = client.pending_request()
+    if not isinstance(request.transport, _IdentifiedTransport):
+        request.transport = _IdentifiedTransport(request.transport, user_agent)
+    return client
 
 
 class _NotFound(Exception):
@@ -292,19 +344,48 @@ class _NotFound(Exception):
 
 @dataclass
 class _Call:
-    """One call of a Site method: what it does (for messages) and when its budget runs out
-    (moved on by the time spent waiting for a locked workbook)."""
+    """One call of a Site method: what it does (for messages), when its budget runs out
+    (moved on by the time spent waiting for a locked workbook), and the grant a 403 asks for."""
 
     action: str
     deadline: float
+    grant: str = "write"
+
+
+@dataclass(frozen=True)
+class DriveItem:
+    """The Graph driveItem facts the backend uses."""
+
+    id: str
+    etag: str
+    ctag: str | None
+    download_url: str | None
+    checked_out: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DriveItem:
+        publication = data.get("publication") or {}
+        return cls(
+            id=str(data["id"]),
+            etag=str(data.get("eTag") or ""),
+            ctag=data.get("cTag"),
+            download_url=data.get("@microsoft.graph.downloadUrl"),
+            checked_out=str(publication.get("level", "")).lower() == "checkout",
+        )
 
 
 class SharePointSite:
     """The workbook at ``workbook_path`` (relative to the site) on one SharePoint site.
 
+    The first segment of ``workbook_path`` is the document library (its URL name, e.g.
+    ``Shared Documents`` or ``Gedeelde documenten``); it must exist, it is never created.
+    Content goes through Microsoft Graph (read with eTag, replace through an upload session
+    with ``if-match``); versions and permissions through SharePoint REST and Graph (see
+    docs/sharepoint.md for every request and its documentation).
+
     Every HTTP request is retried on its own (429/503 after ``Retry-After``, connection errors
     and 5xx with backoff, 423 a few times), within one time budget per method call. Writes are
-    safe to repeat: they carry ``If-Match`` or refuse to overwrite, so a repeated write whose
+    safe to repeat: they carry ``if-match`` or refuse to overwrite, so a repeated write whose
     first answer was lost ends in ``EtagConflict``, never in a lost update.
     """
 
@@ -314,28 +395,44 @@ class SharePointSite:
         workbook_path: str,
         token_provider: TokenProvider | None = None,
         *,
+        graph_token_provider: TokenProvider | None = None,
         retry: RetryPolicy | None = None,
         base_context: ClientContext | None = None,
+        graph: GraphClient | None = None,
         stats: RetryStats | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int = MAX_FRAGMENT,
         digest: FormDigestCache | None = None,
     ) -> None:
         self.url = check_site_url(site_url)
+        self.kind = site_kind(self.url)
+        self.token_provider = token_provider
+        self.graph_token_provider = graph_token_provider or (
+            dummy_graph_token if self.kind == "emulator" else None
+        )
         if base_context is None:
             if token_provider is None:
                 raise ValueError("SharePointSite needs a token_provider or a base_context")
             base_context = root_context(self.url, token_provider)
         self._base = identify(base_context)
+        self.graph = graph if graph is not None else graph_client(self.url, graph_token_provider)
         self.retry = retry or RetryPolicy()
         self.stats = stats or RetryStats()
         self.chunk_size = chunk_size
         self.digest = digest or FormDigestCache()
-        self.site_path = urlsplit(self.url).path.rstrip("/")
+        parts = urlsplit(self.url)
+        self.host = parts.hostname or ""
+        self.site_path = parts.path.rstrip("/")
         self.workbook_path = workbook_path.strip().strip("/")
         self.file_url = f"{self.site_path}/{self.workbook_path}"
-        folder, _, self.file_name = self.workbook_path.rpartition("/")
-        self.folder_parts = [part for part in folder.split("/") if part]
+        self.parts = [part for part in self.workbook_path.split("/") if part]
+        self.library, self.file_name = (
+            (self.parts[0] if len(self.parts) > 1 else ""),
+            self.parts[-1],
+        )
+        self.folder_parts = self.parts[1:-1]  # inside the library
         self._local = threading.local()
+        self._resolved: dict[str, str] = {}
+        self._resolve_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SharePointSite({self.url!r}, {self.workbook_path!r})"
@@ -343,7 +440,7 @@ class SharePointSite:
     # --- the Site protocol -------------------------------------------------------------------
 
     def read(self) -> Snapshot:
-        return self._call("read the workbook", self._read)
+        return self._call("read the workbook", self._read, grant="read")
 
     def write(self, content: bytes, if_match: str | None) -> str:
         if if_match is None:
@@ -354,122 +451,250 @@ class SharePointSite:
         return self._call("delete old versions", self._delete_versions)
 
     def read_access(self) -> AccessSnapshot:
-        return self._call("read who has access", self._read_access)
+        from .sharepoint_access import AccessReader
+
+        return self._call(
+            "read who has access", lambda ctx: AccessReader(self, ctx).read(), grant=ACCESS_GRANT
+        )
+
+    def call(
+        self, action: str, operation: Callable[[ClientContext], T], *, grant: str = "write"
+    ) -> T:
+        """Run ``operation`` like a Site method (retries, budget, errors); for ``doctor``."""
+        return self._call(action, operation, grant=grant)
+
+    def delete_file(self, ctx: ClientContext) -> bool:
+        """``DELETE /drives/{drive}/items/{id}`` of this file (``doctor``'s scratch file only);
+        False when there is none."""
+        item = self.workbook_item(ctx)
+        if item is None:
+            return False
+        self._graph(ctx, "DELETE", f"drives/{self.drive_id(ctx)}/items/{item.id}")
+        return True
+
+    # --- the library (Graph drive) -----------------------------------------------------------
+
+    def drive_id(self, ctx: ClientContext) -> str:
+        """The Graph drive of the workbook's library: ``GET /sites/{host}:/{path}`` then
+        ``GET /sites/{id}/drives``, once per site. A missing library is a config error."""
+        with self._resolve_lock:
+            if "drive" in self._resolved:
+                return self._resolved["drive"]
+        if not self.library:
+            raise ConfigError(
+                f"[workbook] path {self.workbook_path!r} is not inside a document library",
+                hint="start the path with the library, e.g. 'Gedeelde documenten/…'",
+            )
+        site = self._graph_json(ctx, "GET", f"sites/{self.host}:{quote(self.site_path)}")
+        drives = self._graph_json(ctx, "GET", f"sites/{site['id']}/drives?$select=id,name,webUrl")
+        names = {}
+        for drive in drives.get("value", []):
+            url_name = unquote(urlsplit(str(drive.get("webUrl", ""))).path.rstrip("/"))
+            names[url_name.rpartition("/")[2]] = str(drive["id"])
+        for url_name, drive_id in names.items():
+            if url_name.casefold() == self.library.casefold():
+                with self._resolve_lock:
+                    self._resolved["drive"] = drive_id
+                return drive_id
+        listed = ", ".join(repr(n) for n in sorted(names)) or "none"
+        raise ConfigError(
+            f"the document library {self.library!r} of [workbook] path does not exist on "
+            f"{self.url}; its libraries: {listed}",
+            hint="correct [workbook] path in the config; agii-sync never creates a library",
+        )
+
+    def item(self, ctx: ClientContext, parts: list[str]) -> DriveItem | None:
+        """``GET /drives/{drive}/root:/{path}``: the driveItem at ``parts`` inside the library
+        (the library's root for no parts), or None when there is none."""
+        drive = self.drive_id(ctx)
+        where = f"root:/{item_path(parts)}" if parts else "root"
+        try:
+            return DriveItem.from_json(self._graph_json(ctx, "GET", f"drives/{drive}/{where}"))
+        except _NotFound:
+            return None
+
+    def workbook_item(self, ctx: ClientContext) -> DriveItem | None:
+        return self.item(ctx, [*self.folder_parts, self.file_name])
 
     # --- read --------------------------------------------------------------------------------
 
     def _read(self, ctx: ClientContext) -> Snapshot:
-        # The ETag is read before the bytes: if a write slips in between, the ETag is the older
+        # The eTag is read before the bytes: if a write slips in between, the eTag is the older
         # one and our next write fails with a conflict instead of overwriting the newer file.
-        try:
-            etag, _ = self._properties(ctx)
-            result = self._query(ctx, lambda: self._file(ctx).get_content())
-        except _NotFound:
+        item = self.workbook_item(ctx)
+        if item is None:
             return Snapshot(None, None)
-        return Snapshot(bytes(result.value), etag)
+        self._remember(item)
+        return Snapshot(self.download(ctx, item), item.etag)
 
-    def _file(self, ctx: ClientContext) -> Any:
-        return ctx.web.get_file_by_server_relative_path(self.file_url)
+    def download(self, ctx: ClientContext, item: DriveItem) -> bytes:
+        """The ``@microsoft.graph.downloadUrl`` of the item (pre-authenticated, so sent without
+        a token), else ``GET /drives/{drive}/items/{id}/content``."""
+        if item.download_url:
+            return self._retrying(ctx, lambda: self._unauthenticated("GET", item.download_url))
+        path = f"drives/{self.drive_id(ctx)}/items/{item.id}/content"
+        return self._graph(ctx, "GET", path).content
 
-    def _properties(self, ctx: ClientContext) -> tuple[str, str]:
-        """The workbook's ETag and UniqueId; ``_NotFound`` when there is none."""
-        file = self._query(ctx, lambda: self._file(ctx).select(["ETag", "UniqueId"]).get())
-        return str(file.properties["ETag"]), str(file.properties["UniqueId"])
+    def _remember(self, item: DriveItem) -> None:
+        self._resolved["item"] = item.id
 
     # --- write -------------------------------------------------------------------------------
 
     def _replace(self, ctx: ClientContext, content: bytes, if_match: str) -> str:
+        """``createUploadSession`` with ``if-match`` (412 when the workbook changed since it
+        was read) and ``deferCommit``; the bytes go up; then, as one step retried together,
+        the eTag is read once more and the session committed (POST to the upload URL) only
+        while it still matches. ``doctor`` proves that the site also refuses the commit of a
+        session whose file changed meanwhile (docs/sharepoint.md, "The commit window")."""
+        upload_url = self.open_replace_session(ctx, if_match)
+        with self._cancelled_on_failure(upload_url):
+            self._put_bytes(ctx, upload_url, content)
+            response = self.commit(ctx, upload_url, if_match)
+        return self._etag_after(ctx, response)
+
+    def open_replace_session(self, ctx: ClientContext, if_match: str) -> str:
+        """The upload URL of a replace session created with ``if-match``."""
+        item_id = self._resolved.get("item")
+        if item_id is None:
+            item = self.workbook_item(ctx)
+            if item is None:
+                raise self._conflict("was deleted")
+            item_id = item.id
+        path = f"drives/{self.drive_id(ctx)}/items/{item_id}/createUploadSession"
+        body = {"item": {"@microsoft.graph.conflictBehavior": "replace"}, "deferCommit": True}
         try:
-            etag, unique_id = self._properties(ctx)
+            session = self._graph_json(
+                ctx, "POST", path, body, {"if-match": if_match}, checked_out=self._checked_out
+            )
         except _NotFound:
+            self._resolved.pop("item", None)
             raise self._conflict("was deleted") from None
-        if not same_etag(etag, if_match):
-            raise self._conflict("changed")
-        if len(content) > self.chunk_size:
-            return self._upload_in_chunks(ctx, unique_id, content, if_match)
-        headers = {"X-HTTP-Method": "PUT", "If-Match": if_match}
-        try:
-            response = self._post(ctx, f"web/GetFileById('{unique_id}')/$value", content, headers)
-        except _NotFound:
-            raise self._conflict("was deleted") from None
-        return response.headers.get("ETag") or self._properties(ctx)[0]
+        return str(session["uploadUrl"])
+
+    def commit(self, ctx: ClientContext, upload_url: str, if_match: str | None) -> Response:
+        """Re-read the eTag (when ``if_match``), then ``POST {uploadUrl}``; a retry repeats
+        both, so the commit always follows a fresh read."""
+
+        def once() -> Response:
+            if if_match is not None:
+                current = self.workbook_item(ctx)
+                if current is None or current.etag != if_match:
+                    raise self._conflict("changed")
+            return self._unauthenticated("POST", upload_url, b"")
+
+        return self._retrying(ctx, once, checked_out=self._checked_out)
 
     def _create(self, ctx: ClientContext, content: bytes) -> str:
-        first = content if len(content) <= self.chunk_size else b""
+        """An upload session for a new name that fails (409) when the name exists."""
+        parent = self._ensure_folder(ctx)
+        name = path_segment(self.file_name)
+        path = f"drives/{self.drive_id(ctx)}/items/{parent}:/{name}:/createUploadSession"
+        body = {"item": {"@microsoft.graph.conflictBehavior": "fail"}}
         try:
-            etag, unique_id = self._add(ctx, first)
-        except _NotFound:
-            self._ensure_folder(ctx)
-            etag, unique_id = self._add(ctx, first)
-        if len(content) > self.chunk_size:
-            return self._upload_in_chunks(ctx, unique_id, content, etag)
-        return etag
-
-    def _add(self, ctx: ClientContext, content: bytes) -> tuple[str, str]:
-        def add() -> Any:
-            folder_url = self._folder_url(self.folder_parts)
-            folder = ctx.web.get_folder_by_server_relative_path(folder_url)
-            return folder.files.add(self.file_name, content, overwrite=False)
-
-        try:
-            file = self._query(ctx, add, passthrough={400})
+            session = self._graph_json(ctx, "POST", path, body, passthrough={409})
         except ClientRequestException as exc:
-            if _status(exc) == 400 and self._exists(ctx):
+            if _status(exc) == 409:
                 raise self._conflict("was created by someone else") from None
             raise
-        return str(file.properties["ETag"]), str(file.properties["UniqueId"])
-
-    def _exists(self, ctx: ClientContext) -> bool:
+        upload_url = session["uploadUrl"]
         try:
-            self._properties(ctx)
-        except _NotFound:
-            return False
-        return True
+            with self._cancelled_on_failure(upload_url):
+                response = self._put_bytes(ctx, upload_url, content)
+        except ClientRequestException as exc:
+            if _status(exc) == 409:
+                raise self._conflict("was created by someone else") from None
+            raise
+        return self._etag_after(ctx, response)
 
-    def _ensure_folder(self, ctx: ClientContext) -> None:
-        parts = self.folder_parts
-        existing = len(parts)
-        while existing > 0 and not self._folder_exists(ctx, parts[:existing]):
-            existing -= 1
-        for depth in range(existing, len(parts)):
-            self._add_folder(ctx, self._folder_url(parts[:depth]), parts[depth])
+    def put_bytes(self, ctx: ClientContext, upload_url: str, content: bytes) -> Response:
+        return self._put_bytes(ctx, upload_url, content)
 
-    def _add_folder(self, ctx: ClientContext, parent: str, name: str) -> None:
-        self._query(
-            ctx, lambda: ctx.web.get_folder_by_server_relative_path(parent).folders.add(name)
-        )
+    def cancel_upload(self, upload_url: str) -> None:
+        self._cancel_upload(upload_url)
 
-    def _folder_exists(self, ctx: ClientContext, parts: list[str]) -> bool:
-        url = self._folder_url(parts)
-        try:
-            self._query(ctx, lambda: ctx.web.get_folder_by_server_relative_path(url).get())
-        except _NotFound:
-            return False
-        return True
-
-    def _folder_url(self, parts: list[str]) -> str:
-        return "/".join([self.site_path, *parts])
-
-    def _upload_in_chunks(
-        self, ctx: ClientContext, unique_id: str, content: bytes, etag: str
-    ) -> str:
-        """startUpload/continueUpload/finishUpload on the existing file. Its content only
-        changes at finishUpload; every chunk carries If-Match, so a concurrent write stops us."""
-        file = f"web/GetFileById('{unique_id}')"
-        upload = f"uploadID='{uuid.uuid4()}'"
-        size, response = self.chunk_size, None
-        for offset in range(0, len(content), size):
-            chunk = content[offset : offset + size]
-            if offset == 0:
-                step = f"startUpload({upload})"
-            elif offset + size < len(content):
-                step = f"continueUpload({upload},fileOffset={offset})"
-            else:
-                step = f"finishUpload({upload},fileOffset={offset})"
-            response = self._post(ctx, f"{file}/{step}", chunk, {"If-Match": etag})
+    def _put_bytes(self, ctx: ClientContext, upload_url: str, content: bytes) -> Response:
+        """PUT the bytes to the upload session: one request up to the documented fragment
+        limit, fragments of a multiple of 320 KiB above it."""
+        total, response = len(content), None
+        for start in range(0, max(total, 1), self.chunk_size):
+            chunk = content[start : start + self.chunk_size]
+            headers = {"Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{total}"}
+            response = self._retrying(
+                ctx,
+                lambda c=chunk, h=headers: self._unauthenticated("PUT", upload_url, c, h),
+                passthrough={409},
+            )
         assert response is not None
-        new_etag = response.headers.get("ETag") or response.json()["d"].get("ETag")
-        return str(new_etag or self._properties(ctx)[0])
+        return response
+
+    @contextlib.contextmanager
+    def _cancelled_on_failure(self, upload_url: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._cancel_upload(upload_url)
+            raise
+
+    def _etag_after(self, ctx: ClientContext, response: Response) -> str:
+        item = DriveItem.from_json(response.json())
+        if not item.etag:
+            # No eTag in the answer: read it back (a later writer's eTag would make our next
+            # write fail with a conflict, never overwrite theirs).
+            self.stats.add("etag_read_back")
+            found = self.workbook_item(ctx)
+            if found is None:
+                raise self._conflict("was deleted")
+            item = found
+        self._remember(item)
+        return item.etag
+
+    def _cancel_upload(self, upload_url: str) -> None:
+        """``DELETE {uploadUrl}``: best effort (an abandoned session expires by itself)."""
+        self.stats.add("uploads_cancelled")
+        with contextlib.suppress(Exception):  # cleanup must not hide the error behind it
+            self._unauthenticated("DELETE", upload_url)
+
+    def _ensure_folder(self, ctx: ClientContext) -> str:
+        """The id of the workbook's folder, creating missing folders inside the library (never
+        the library itself): ``POST /drives/{drive}/items/{parent}/children``."""
+        parts = self.folder_parts
+        found = self.item(ctx, parts)
+        if found is not None:
+            return found.id
+        existing = len(parts) - 1
+        parent = None
+        while existing >= 0:
+            parent = self.item(ctx, parts[:existing])
+            if parent is not None:
+                break
+            existing -= 1
+        assert parent is not None  # the library's root exists: drive_id found it
+        folder_id = parent.id
+        for depth in range(existing, len(parts)):
+            folder_id = self._add_folder(ctx, folder_id, parts[: depth + 1])
+        return folder_id
+
+    def _add_folder(self, ctx: ClientContext, parent_id: str, parts: list[str]) -> str:
+        path = f"drives/{self.drive_id(ctx)}/items/{parent_id}/children"
+        body = {"name": parts[-1], "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
+        try:
+            return str(self._graph_json(ctx, "POST", path, body, passthrough={409})["id"])
+        except ClientRequestException as exc:
+            if _status(exc) != 409:
+                raise
+        made = self.item(ctx, parts)  # someone else made it meanwhile
+        if made is None:
+            raise TemporaryFailure(f"could not create a folder of the workbook on {self.url}")
+        return made.id
+
+    def _checked_out(self, ctx: ClientContext) -> bool:
+        """After a 423: is the workbook checked out (``publication.level``), rather than open
+        for co-authoring? A check-out does not clear by waiting."""
+        try:
+            item = self.workbook_item(ctx)
+        except AgiiError:
+            return False
+        return item is not None and item.checked_out
 
     def _conflict(self, what: str) -> EtagConflict:
         return EtagConflict(
@@ -477,7 +702,7 @@ class SharePointSite:
             hint="run again: agii-sync reads the workbook again and reapplies its change",
         )
 
-    # --- versions ----------------------------------------------------------------------------
+    # --- versions (SharePoint REST) ------------------------------------------------------------
 
     def _delete_versions(self, ctx: ClientContext) -> int:
         try:
@@ -488,65 +713,8 @@ class SharePointSite:
             self._query(ctx, lambda: self._file(ctx).versions.delete_all())
         return len(versions)
 
-    # --- access ------------------------------------------------------------------------------
-
-    def _read_access(self, ctx: ClientContext) -> AccessSnapshot:
-        assignments = self._query(
-            ctx,
-            lambda: ctx.web.role_assignments.expand(["Member", "RoleDefinitionBindings"]).get(),
-        )
-        result = []
-        for assignment in assignments:
-            principal = self._principal(ctx, assignment.member.properties)
-            roles = tuple(
-                str(r.properties.get("Name")) for r in assignment.role_definition_bindings
-            )
-            result.append(RoleAssignment(principal, roles))
-        return AccessSnapshot(tuple(result), self._sharing_links(ctx))
-
-    def _principal(self, ctx: ClientContext, props: dict[str, Any]) -> Principal:
-        kind = PRINCIPAL_KINDS.get(_as_int(props.get("PrincipalType")), "user")
-        members: tuple[Principal, ...] = ()
-        if kind == "sharepoint_group":
-            group_id = int(props["Id"])
-            users = self._query(ctx, lambda: ctx.web.site_groups.get_by_id(group_id).users.get())
-            members = tuple(self._principal(ctx, user.properties) for user in users)
-        return Principal(
-            type=kind,
-            title=str(props.get("Title") or ""),
-            login=None if kind == "sharepoint_group" else props.get("LoginName") or None,
-            email=props.get("Email") or None,
-            members=members,
-        )
-
-    def _sharing_links(self, ctx: ClientContext) -> tuple[SharingLink, ...]:
-        if site_kind(self.url) != "emulator":
-            return self._file_sharing_links(ctx)
-        response = self._get(ctx, "web/_emulator/sharinglinks")
-        return tuple(
-            SharingLink(item["Kind"], tuple(item.get("Roles", {}).get("results", [])))
-            for item in response.json()["d"]["results"]
-        )
-
-    def _file_sharing_links(self, ctx: ClientContext) -> tuple[SharingLink, ...]:
-        """Unverified against SharePoint Online: the links on the workbook's list item."""
-        try:
-            info = self._query(
-                ctx, lambda: self._file(ctx).listItemAllFields.get_sharing_information()
-            )
-        except _NotFound:
-            return ()
-        except (AssertionError, KeyError, TypeError, ValueError):
-            raise TemporaryFailure(
-                f"could not read the sharing links of the workbook on {self.url}"
-            ) from None
-        links = []
-        for link in info.sharing_links:
-            kind = LINK_KINDS.get(_as_int(link.LinkKind))
-            if kind is None or not link.Url:  # 0: uninitialised; 6: flexible, not created yet
-                continue
-            links.append(SharingLink(kind, ("Edit",) if link.IsEditLink else ("Read",)))
-        return tuple(links)
+    def _file(self, ctx: ClientContext) -> Any:
+        return ctx.web.get_file_by_server_relative_path(self.file_url)
 
     # --- requests and the retry loop ---------------------------------------------------------
 
@@ -557,12 +725,13 @@ class SharePointSite:
             self._local.ctx = ctx
         return ctx
 
-    def _call(self, action: str, operation: Callable[[ClientContext], T]) -> T:
+    def _call(
+        self, action: str, operation: Callable[[ClientContext], T], *, grant: str = "write"
+    ) -> T:
         self.stats.add("calls")
-        self._local.call = _Call(action, time.monotonic() + self.retry.budget_seconds)
+        self._local.call = _Call(action, time.monotonic() + self.retry.budget_seconds, grant)
         ctx = self._context()
         try:
-            self._ensure_digest(ctx)
             return operation(ctx)
         except _NotFound:
             raise TemporaryFailure(
@@ -596,8 +765,9 @@ class SharePointSite:
     def _query(
         self, ctx: ClientContext, build: Callable[[], T], passthrough: set[int] | None = None
     ) -> T:
-        """Queue one query with ``build`` and run it; a retry builds it afresh. Errors with a
-        status in ``passthrough`` reach the caller as they are."""
+        """Queue one SharePoint REST query with ``build`` and run it; a retry builds it afresh.
+        Errors with a status in ``passthrough`` reach the caller as they are."""
+        self._ensure_digest(ctx)
 
         def once() -> T:
             result = build()
@@ -606,24 +776,86 @@ class SharePointSite:
 
         return self._retrying(ctx, once, passthrough or set())
 
-    def _get(self, ctx: ClientContext, path: str) -> Response:
-        return self._retrying(ctx, lambda: _send(ctx, RequestOptions(_api(ctx, path))))
+    def sp_get(self, ctx: ClientContext, path: str) -> dict[str, Any]:
+        """``GET {site}/_api/{path}``, the ``d`` of its odata=verbose answer."""
+        self._ensure_digest(ctx)
+        response = self._retrying(ctx, lambda: _send(ctx, RequestOptions(_api(ctx, path))))
+        return response.json()["d"]
 
-    def _post(
-        self, ctx: ClientContext, path: str, data: bytes, headers: dict[str, str]
+    def _graph(
+        self,
+        ctx: ClientContext,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        passthrough: set[int] | None = None,
+        checked_out: Callable[[ClientContext], bool] | None = None,
     ) -> Response:
-        def once() -> Response:
-            request = RequestOptions(_api(ctx, path))
-            request.method = HttpMethod.Post
-            request.data = data
-            for name, value in headers.items():
-                request.set_header(name, value)
-            return _send(ctx, request)
+        """One Graph request (``path`` below the v1.0 root, or a full URL) through the Graph
+        client's authentication and transport, retried like every request."""
+        request_client = self.graph.pending_request()
+        url = path if "://" in path else f"{request_client.service_root_url}/{path}"
 
-        return self._retrying(ctx, once)
+        def once() -> Response:
+            options = RequestOptions(url)
+            options.method = HttpMethod(method)
+            options.set_header("Accept", "application/json")
+            if body is not None:
+                options.set_header("Content-Type", "application/json")
+                options.data = body
+            for name, value in (headers or {}).items():
+                options.set_header(name, value)
+            try:
+                return request_client.execute_request_direct(options)
+            except ClientRequestException as exc:
+                if _status(exc) == 404:
+                    raise _NotFound() from None
+                raise
+
+        return self._retrying(ctx, once, passthrough, checked_out)
+
+    def _graph_json(
+        self,
+        ctx: ClientContext,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        return self._graph(ctx, method, path, body, headers, **options).json()
+
+    def graph_get(self, ctx: ClientContext, path: str) -> dict[str, Any]:
+        return self._graph_json(ctx, "GET", path)
+
+    def _unauthenticated(
+        self,
+        method: str,
+        url: str,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """A request to a pre-authenticated URL (upload session, download URL): Microsoft asks
+        not to send the bearer token there. Returns the bytes of a GET, else the response."""
+        options = RequestOptions(url)
+        options.method = HttpMethod(method)
+        if data is not None:
+            options.data = data
+        for name, value in (headers or {}).items():
+            options.set_header(name, value)
+        response = self.graph.pending_request().transport.execute(options)
+        if not response.ok:
+            raise ClientRequestException.from_response(response)
+        return response.content if method == "GET" else response
 
     def _retrying(
-        self, ctx: ClientContext, once: Callable[[], T], passthrough: set[int] | None = None
+        self,
+        ctx: ClientContext,
+        once: Callable[[], T],
+        passthrough: set[int] | None = None,
+        checked_out: Callable[[ClientContext], bool] | None = None,
     ) -> T:
         call: _Call = self._local.call
         tries = lock_tries = 0
@@ -641,6 +873,10 @@ class SharePointSite:
                     ctx.pending_request().invalidate_digest()
                 if status == 423:
                     lock_tries += 1
+                    if _checked_out_error(exc) or (
+                        lock_tries == 1 and checked_out is not None and checked_out(ctx)
+                    ):
+                        raise self._checked_out_failure() from None
                 delay = self._delay(call, exc, tries, lock_tries)
             self.stats.add("retries")
             self.stats.add("waited_seconds", delay)
@@ -653,10 +889,16 @@ class SharePointSite:
         where = f"{call.action} on {self.url}"
         if isinstance(exc, ValueError) and "credentials" in str(exc).lower():
             raise AuthFailure(f"no usable credentials to {where}") from None
-        if status in (401, 403) and not _digest_expired(exc):
+        if status == 401:
             raise AuthFailure(
-                f"SharePoint refused access ({status}) to {where}",
-                hint="check the app's permissions on this site, or run `agii-sync login`",
+                f"SharePoint refused the sign-in (401) to {where}",
+                hint="run `agii-sync doctor` to see which token was refused, or `agii-sync login`",
+            ) from None
+        if status == 403 and not _digest_expired(exc):
+            raise AccessRefused(
+                f"SharePoint refused access (403) to {where}",
+                grant=call.grant,
+                hint=grant_hint(call.grant),
             ) from None
         if status == 412:
             raise self._conflict("changed") from None
@@ -701,6 +943,14 @@ class SharePointSite:
             hint="ask everyone to close the workbook in Excel, then run again",
         )
 
+    def _checked_out_failure(self) -> WorkbookCheckedOut:
+        return WorkbookCheckedOut(
+            f"the workbook on {self.url} is checked out; nothing was written (a check-out "
+            "does not end by waiting)",
+            hint="ask whoever checked it out to check it in or discard the check-out "
+            "(library → … → Check in), then run again",
+        )
+
 
 def _api(ctx: ClientContext, path: str) -> str:
     return f"{ctx.service_root_url}/{path}"
@@ -736,6 +986,11 @@ def _object_missing(exc: ClientRequestException) -> bool:
     """A 404 for a file or folder; a 404 on the form digest means the site itself is missing."""
     url = str(getattr(exc.response, "url", "") or "")
     return _status(exc) == 404 and not url.lower().rstrip("/").endswith("/_api/contextinfo")
+
+
+def _checked_out_error(exc: BaseException) -> bool:
+    """SharePoint REST names a check-out in the error type of its 423."""
+    return CHECKOUT_ERROR.lower() in str(getattr(exc, "error_type", "") or "").lower()
 
 
 def _as_int(value: Any) -> int:
@@ -793,5 +1048,6 @@ __all__ = [
     "RetryStats",
     "SharePointConnection",
     "SharePointSite",
+    "dummy_graph_token",
     "dummy_token",
 ]
