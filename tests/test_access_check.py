@@ -327,3 +327,153 @@ def test_without_require_access_check_push_ignores_access(
     write_access(SPL, assigned(EVERYONE_EXCEPT_EXTERNAL))
     result = workspace.cli("push", str(workspace.export([person(1, 0)])), "--site", SPL)
     assert result.exit_code == 0, result.output
+
+
+# --- everything art. 4 and 6 care about: item level, admins, groups, inherited links ---------
+
+FOLDER = "Gedeelde documenten/Participatie traject"
+STRANGER = user("vreemde", "elders.be")
+
+
+@pytest.fixture
+def write_raw(workspace: Workspace, request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Writes a whole ``_access.json``, after ``init`` made the workbook and its folders."""
+
+    def write(site: str, data: dict[str, Any]) -> None:
+        workspace.write_config()
+        assert workspace.cli("init", "--site", site).exit_code == 0
+        if workspace.kind == "emulator":
+            folder = request.getfixturevalue("emulator").site_folder(site)
+        else:
+            folder = workspace.root / "sites" / site
+        data = {"role_assignments": [assigned(staff(site))], **data}
+        (folder / "_access.json").write_text(json.dumps(data), encoding="utf-8")
+
+    return write
+
+
+def test_unique_permissions_on_a_folder_are_checked(
+    workspace: Workspace, write_raw: Callable[..., None]
+) -> None:
+    unique = {"scope": "folder", "path": FOLDER, "role_assignments": [assigned(STRANGER, "Read")]}
+    write_raw(SPL, {"unique_permissions": [unique]})
+    code, doc = check(workspace, SPL)
+    assert code == 1
+    (finding,) = site_doc(doc, SPL)["findings"]
+    assert (finding["code"], finding["email"], finding["scope"]) == (
+        "unexpected_user",
+        "vreemde@elders.be",
+        "folder",
+    )
+
+
+def test_unique_permissions_on_the_workbook_and_library_are_checked(
+    workspace: Workspace, write_raw: Callable[..., None]
+) -> None:
+    workbook = f"{FOLDER}/inburgeraars.xlsx"
+    write_raw(
+        SPL,
+        {
+            "unique_permissions": [
+                {
+                    "scope": "library",
+                    "path": "Gedeelde documenten",
+                    "role_assignments": [assigned(user("bib", "elders.be"), "Edit")],
+                },
+                {
+                    "scope": "workbook",
+                    "path": workbook,
+                    "role_assignments": [assigned(STRANGER, "Read")],
+                },
+            ]
+        },
+    )
+    code, doc = check(workspace, SPL)
+    assert code == 1
+    found = sorted((f["scope"], f["email"]) for f in site_doc(doc, SPL)["findings"])
+    assert found == [("library", "bib@elders.be"), ("workbook", "vreemde@elders.be")]
+
+
+def test_site_collection_admins_are_checked(
+    workspace: Workspace, write_raw: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = user("beheerder", "agii.be")
+    write_raw(SPL, {"site_admins": [admin, STRANGER]})
+    allow(workspace, monkeypatch, SPL, "beheerder@agii.be")
+    code, doc = check(workspace, SPL)
+    assert code == 1
+    (finding,) = site_doc(doc, SPL)["findings"]
+    assert (finding["code"], finding["email"]) == ("unexpected_admin", "vreemde@elders.be")
+    assert finding["roles"] == ["Site collection administrator"]
+
+
+def test_links_inherited_from_a_folder_are_critical(
+    workspace: Workspace, write_raw: Callable[..., None]
+) -> None:
+    write_raw(SPL, {"sharing_links": [{"kind": "anonymous", "roles": ["Read"], "on": FOLDER}]})
+    code, doc = check(workspace, SPL)
+    assert code == 1
+    (finding,) = site_doc(doc, SPL)["findings"]
+    assert (finding["code"], finding["via"], finding["scope"]) == (
+        "anonymous_link",
+        "a folder above the workbook",
+        "folder",
+    )
+
+
+def test_microsoft_365_group_members_are_checked_one_by_one(
+    workspace: Workspace, write_raw: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = {
+        "type": "m365_group",
+        "title": "PNT team",
+        "id": "6a1f0c2e-1111-2222-3333-444455556666",
+        "members": [staff(SPL), STRANGER],
+    }
+    write_raw(SPL, {"role_assignments": [assigned(staff(SPL)), assigned(team, "Edit")]})
+    code, doc = check(workspace, SPL)
+    assert code == 1
+    assert codes(doc, SPL) == [("unexpected_group_member", "Vreemde", "PNT team")]
+
+    allow(workspace, monkeypatch, SPL, "PNT team")  # the group as a whole: AgII vouches for it
+    assert check(workspace, SPL)[0] == 0
+
+
+def test_limited_access_and_system_groups_are_not_strangers(
+    workspace: Workspace, write_raw: Callable[..., None]
+) -> None:
+    system = {
+        "type": "sharepoint_group",
+        "title": "Limited Access System Group For Web x",
+        "members": [STRANGER],
+    }
+    write_raw(
+        SPL,
+        {
+            "role_assignments": [
+                assigned(staff(SPL)),
+                assigned(user("buur", "elders.be"), "Limited Access"),
+                assigned(system, "Limited Access"),
+            ]
+        },
+    )
+    code, doc = check(workspace, SPL)
+    assert code == 0, doc
+    grants = [(g["title"], g["roles"]) for g in site_doc(doc, SPL)["principals"]]
+    assert ("Buur", ["Limited Access"]) in grants
+
+
+def test_a_refused_permissions_read_is_exit_4_with_the_grant_to_ask_for(
+    workspace: Workspace, write_raw: Callable[..., None]
+) -> None:
+    if workspace.kind != "emulator":
+        pytest.skip("a folder site has no grants")
+    write_raw(SPL, {"app_grant": "write"})
+    code, doc = check(workspace, SPL)
+    assert code == 4
+    site = site_doc(doc, SPL)
+    assert site["findings"] == [] and site["error"]["type"] == "AccessRefused"
+    assert "fullcontrol" in site["error"]["hint"]
+    human = workspace.cli("access-check", "--site", SPL)
+    assert human.exit_code == 4
+    assert "fullcontrol" in human.output and " ok " not in f" {human.output} "
