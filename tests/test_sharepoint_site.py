@@ -16,6 +16,7 @@ from agii_sync.errors import (
     EtagConflict,
     TemporaryFailure,
     Throttled,
+    WorkbookCheckedOut,
     WorkbookLocked,
 )
 from agii_sync.sites.access_file import parse_access
@@ -369,3 +370,34 @@ def test_one_connection_serves_many_sites_from_a_thread_pool(emulator: RunningEm
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(create_and_update, names))
     assert results == [name.upper().encode() for name in names]
+
+
+def test_a_missing_library_is_a_config_error_naming_the_libraries(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    running = emulator_factory("--quirk", "missing-library")
+    site = SharePointSite(running.site_url("gemeente"), WORKBOOK, dummy_token, retry=QUICK)
+    with pytest.raises(ConfigError) as error:
+        site.write(b"x", None)
+    assert error.value.exit_code == 2
+    assert "'Gedeelde documenten'" in error.value.message
+    assert "'Shared Documents'" in error.value.message
+    tops = sorted(p.name for p in running.site_folder("gemeente").iterdir())
+    assert tops == [".emulator", "Shared Documents"]  # nothing made at the site root
+    assert "graph_children" not in running.stats()["requests"]
+
+
+def test_a_workbook_path_outside_any_library_is_a_config_error(emulator: RunningEmulator) -> None:
+    with pytest.raises(ConfigError):
+        open_site(emulator, path="inburgeraars.xlsx").write(b"x", None)
+
+
+def test_a_checked_out_workbook_is_not_waited_on(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    running = emulator_factory("--quirk", "checked-out")
+    policy = RetryPolicy(lock_attempts=3, lock_wait_seconds=5)
+    site = SharePointSite(running.site_url("gemeente"), WORKBOOK, dummy_token, retry=policy)
+    etag = site.write(b"eerste", None)  # a new file; from now on it is checked out
+    with pytest.raises(WorkbookCheckedOut) as error:
+        site.write(b"tweede", etag)
+    assert error.value.exit_code == 3
+    assert "checked out" in error.value.message and "check it in" in (error.value.hint or "")
+    assert site.stats.lock_waits == 0 and site.stats.waited_seconds == 0
+    assert running.stats()["responses"]["423"] == 1

@@ -1,11 +1,13 @@
-"""Push over the SharePoint REST API (the real client library against the emulator).
+"""Push to SharePoint sites (the real client library against the emulator, Graph and REST).
 
 Run: ``uv run python tests/benchmarks/bench_sharepoint.py [--sites N] [--per-site P]
 [--latency-ms L] [--workers W] [--repeat R]``. The emulator runs as its own process, so its
 work does not compete with agii-sync for this interpreter. Prints, side by side:
 
 (a) HTTP requests per site, by kind (from ``/_emulator/stats``), for a push that changes one
-    person on every site (goal: at most 4 per site) and for a push that changes nothing
+    person on every site (goal: at most 8 per site: 2 to find the site and its library once
+    per run, 2 to read the workbook with its eTag, 4 to write it: upload session with
+    if-match, the bytes, the eTag read again, the commit) and for a push that changes nothing
     (goal: no upload);
 (b) the wall time of a push that changes one person on every site, with ``--latency-ms`` on
     every request, with one worker (``[agii] workers = 1``) against the default worker count
@@ -40,7 +42,7 @@ from agii_sync.demo_data import Row, write_export, write_synthetic_export
 from agii_sync.parallel import usable_cores
 
 DEFAULT_WORKERS = AgiiSection().workers
-REQUEST_GOAL = 4.0
+REQUEST_GOAL = 8.0
 RATIO_GOAL = 0.3
 
 
@@ -196,12 +198,12 @@ def print_requests(sites: int, changed: dict[str, float], unchanged: dict[str, f
     kinds = sorted(set(changed) | set(unchanged), key=lambda k: (k == "total", k))
     for kind in kinds:
         print(f"    {kind:<38}{changed.get(kind, 0):>10.3f}{unchanged.get(kind, 0):>18.3f}")
-    uploads = unchanged.get("file_content_put POST", 0) + unchanged.get("files_add POST", 0)
+    uploads = unchanged.get("upload_session POST", 0) + unchanged.get("upload_put PUT", 0)
     per_site_work = changed["total"] - changed.get("contextinfo POST", 0)
     met = "met" if per_site_work <= REQUEST_GOAL else "NOT met"
     print(
         f"    goal: at most {REQUEST_GOAL:g} per site with changes: {met} "
-        f"({per_site_work:g} per site + 1 form digest per run); "
+        f"({per_site_work:g} per site); "
         f"no upload when nothing changed: {'met' if uploads == 0 else 'NOT met'}"
     )
 

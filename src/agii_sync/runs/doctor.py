@@ -149,21 +149,10 @@ class _Doctor:
         self._add("read", "pass" if ok else "fail", f"workbook read with its eTag {item.etag}")
 
     def _scratch(self) -> None:
-        from ..sites.sharepoint import SharePointSite
-
         site = self.site
         folder = "/".join(site.parts[:-1])
         name = f"agii-sync-doctor-{uuid.uuid4().hex[:8]}.txt"
-        scratch = SharePointSite(
-            site.url,
-            f"{folder}/{name}",
-            site.token_provider,
-            graph_token_provider=site.graph_token_provider,
-            retry=site.retry,
-            base_context=site._base,
-            graph=site.graph,
-            digest=site.digest,
-        )
+        scratch = site.sibling(f"{folder}/{name}")
         try:
             self._on_scratch(scratch, name)
         finally:

@@ -457,6 +457,21 @@ class SharePointSite:
             "read who has access", lambda ctx: AccessReader(self, ctx).read(), grant=ACCESS_GRANT
         )
 
+    def sibling(self, workbook_path: str) -> SharePointSite:
+        """Another file on the same site, over the same connection (``doctor``'s scratch)."""
+        return SharePointSite(
+            self.url,
+            workbook_path,
+            self.token_provider,
+            graph_token_provider=self.graph_token_provider,
+            retry=self.retry,
+            base_context=self._base,
+            graph=self.graph,
+            stats=RetryStats(),
+            chunk_size=self.chunk_size,
+            digest=self.digest,
+        )
+
     def call(
         self, action: str, operation: Callable[[ClientContext], T], *, grant: str = "write"
     ) -> T:
