@@ -125,3 +125,63 @@ def test_a_folder_site_has_nothing_to_prove(workspace: Workspace) -> None:
     result = workspace.cli("--json", "doctor")
     assert result.exit_code == 0
     assert all(s["checks"][0]["outcome"] == "pass" for s in json.loads(result.stdout)["sites"])
+
+
+DOCUMENTED = {  # emulator request kind -> how docs/sharepoint.md names that request
+    "contextinfo": "POST /_api/contextinfo",
+    "graph_site": "GET /sites/{hostname}:/{server-relative-path}",
+    "graph_drives": "GET /sites/{site-id}/drives",
+    "graph_item": "GET /drives/{drive-id}/root:/{item-path}",
+    "graph_content": "GET /drives/{drive-id}/items/{item-id}/content",
+    "download": "GET {@microsoft.graph.downloadUrl}",
+    "upload_session": "/createUploadSession",
+    "upload_put": "PUT {uploadUrl}",
+    "upload_commit": "POST {uploadUrl}",
+    "upload_cancel": "DELETE {uploadUrl}",
+    "graph_children": "POST /drives/{drive-id}/items/{parent-id}/children",
+    "graph_permissions": "GET /drives/{drive-id}/items/{item-id}/permissions",
+    "graph_group_members": "GET /groups/{id}/members",
+    "graph_delete": "DELETE /drives/{drive-id}/items/{item-id}",
+    "versions": "/Versions",
+    "versions_delete": "/Versions/DeleteAll()",
+    "role_assignments": "RoleAssignments?$expand=",
+    "site_users": "GET /_api/web/siteusers?$filter=IsSiteAdmin eq true",
+    "list": "GET /_api/web/GetList(",
+    "list_item": "/ListItemAllFields?$select=HasUniqueRoleAssignments",
+    "group_users": "GET /_api/web/sitegroups/GetById(N)/users",
+}
+
+
+def test_every_request_the_backend_sends_is_in_docs_sharepoint_md(on_emulator) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    workspace, running = on_emulator()
+    access = {
+        "role_assignments": [
+            {
+                "principal": {"type": "sharepoint_group", "title": "Leden", "members": []},
+                "roles": ["Edit"],
+            },
+            {
+                "principal": {"type": "m365_group", "title": "Team", "id": "1234", "members": []},
+                "roles": ["Edit"],
+            },
+        ],
+        "unique_permissions": [
+            {
+                "scope": "folder",
+                "path": "Gedeelde documenten/Participatie traject",
+                "role_assignments": [],
+            }
+        ],
+        "sharing_links": [{"kind": "organization", "roles": ["Read"]}],
+    }
+    (running.site_folder(SPL) / "_access.json").write_text(json.dumps(access), "utf-8")
+    doctor(workspace)
+    workspace.cli("access-check", "--site", SPL)
+    workspace.cli("purge", "--site", SPL)
+    docs = (Path(__file__).parent.parent / "docs" / "sharepoint.md").read_text()
+    sent = set(running.stats()["requests"])
+    assert "unsupported" not in sent
+    assert sent <= DOCUMENTED.keys(), sent - DOCUMENTED.keys()
+    assert [kind for kind in sorted(sent) if DOCUMENTED[kind] not in docs] == []

@@ -11,6 +11,7 @@ import pytest
 
 from agii_sync import __version__
 from agii_sync.errors import (
+    AccessRefused,
     AuthFailure,
     ConfigError,
     EtagConflict,
@@ -401,3 +402,34 @@ def test_a_checked_out_workbook_is_not_waited_on(emulator_factory) -> None:  # t
     assert "checked out" in error.value.message and "check it in" in (error.value.hint or "")
     assert site.stats.lock_waits == 0 and site.stats.waited_seconds == 0
     assert running.stats()["responses"]["423"] == 1
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "refused"),
+    [
+        ("read", ["read"], {"write": "write", "read_access": "fullcontrol"}),
+        ("write", ["read", "write", "versions"], {"read_access": "fullcontrol"}),
+        ("fullcontrol", ["read", "write", "versions", "read_access"], {}),
+    ],
+)
+def test_each_sites_selected_role_allows_what_docs_say(
+    emulator: RunningEmulator, role: str, allowed: list[str], refused: dict[str, str]
+) -> None:
+    site = open_site(emulator)
+    etag = site.write(b"eerste", None)
+    (emulator.site_folder("gemeente") / "_access.json").write_text(
+        json.dumps({"app_grant": role}), encoding="utf-8"
+    )
+    actions = {
+        "read": lambda: site.read(),
+        "write": lambda: site.write(b"tweede", etag),
+        "versions": lambda: site.delete_old_versions(),
+        "read_access": lambda: site.read_access(),
+    }
+    for name in allowed:
+        actions[name]()
+    for name, grant in refused.items():
+        with pytest.raises(AccessRefused) as error:
+            actions[name]()
+        assert error.value.exit_code == 4 and error.value.grant == grant
+        assert f"'{grant}'" in (error.value.hint or "")

@@ -191,24 +191,21 @@ class _Doctor:
         from ..sites.sharepoint import SharePointSite
 
         assert isinstance(scratch, SharePointSite)
-        try:
-            url = scratch.call(
-                "open a session", lambda ctx: scratch.open_replace_session(ctx, stale)
-            )
-        except EtagConflict:
-            still = scratch.read().content == b"agii-sync doctor 2"
-            detail = "an upload session for a stale eTag is refused (412)"
-            self._add("write-stale", "pass" if still else "fail", detail)
-            return
-        except AgiiError as error:
-            self._add("write-stale", "fail", error.message)
-            return
-        scratch.cancel_upload(url)
-        detail = (
+
+        def attempt() -> None:
+            url = scratch.call("open", lambda ctx: scratch.open_replace_session(ctx, stale))
+            scratch.cancel_upload(url)
+
+        self._refused_write(
+            scratch,
+            "write-stale",
+            attempt,
+            b"agii-sync doctor 2",
+            "an upload session for a stale eTag is refused (412)",
             "an upload session for a stale eTag was accepted: this site does not enforce "
-            "if-match, so agii-sync could overwrite a municipality's edits"
+            "if-match, so agii-sync could overwrite a municipality's edits",
+            "ignore-if-match",
         )
-        self._add("write-stale", "fail", detail, quirk="ignore-if-match")
 
     def _held(self, scratch: object, current: str) -> None:
         """A session opened on the current eTag is not committed once the file changed
@@ -222,24 +219,47 @@ class _Doctor:
             scratch.put_bytes(ctx, url, b"agii-sync doctor 4 (late)")
             return url
 
-        try:
+        def attempt() -> None:
             url = scratch.call("open a session", race)
             scratch.write(b"agii-sync doctor 5 (meanwhile)", current)
             scratch.call("commit", lambda ctx: scratch.commit(ctx, url, None))
-        except EtagConflict:
-            ok = scratch.read().content == b"agii-sync doctor 5 (meanwhile)"
-            detail = "a session is not committed once its file changed meanwhile (412)"
-            self._add("write-during-upload", "pass" if ok else "fail", detail)
-            return
-        except AgiiError as error:
-            self._add("write-during-upload", "fail", error.message)
-            return
-        detail = (
+
+        self._refused_write(
+            scratch,
+            "write-during-upload",
+            attempt,
+            b"agii-sync doctor 5 (meanwhile)",
+            "a session is not committed once its file changed meanwhile (412)",
             "a session was committed over a write that landed during the upload: the site "
             "checks if-match only when a session is created (as documented), so a write in "
-            "the moment between agii-sync's last eTag read and its commit could be lost"
+            "the moment between agii-sync's last eTag read and its commit could be lost",
+            "if-match-at-creation-only",
         )
-        self._add("write-during-upload", "fail", detail, quirk="if-match-at-creation-only")
+
+    def _refused_write(
+        self,
+        scratch: object,
+        name: str,
+        attempt: Callable[[], None],
+        kept: bytes,
+        passed: str,
+        failed: str,
+        quirk: str,
+    ) -> None:
+        """``attempt`` must end in a conflict (412) and leave the file holding ``kept``."""
+        from ..sites.sharepoint import SharePointSite
+
+        assert isinstance(scratch, SharePointSite)
+        try:
+            attempt()
+        except EtagConflict:
+            ok = scratch.read().content == kept
+            self._add(name, "pass" if ok else "fail", passed)
+            return
+        except AgiiError as error:
+            self._add(name, "fail", error.message)
+            return
+        self._add(name, "fail", failed, quirk=quirk)
 
     def _versions(self, scratch: object) -> None:
         from ..sites.sharepoint import SharePointSite

@@ -831,16 +831,8 @@ class SharePointSite:
 
         return self._retrying(ctx, once, passthrough, checked_out)
 
-    def _graph_json(
-        self,
-        ctx: ClientContext,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        **options: Any,
-    ) -> dict[str, Any]:
-        return self._graph(ctx, method, path, body, headers, **options).json()
+    def _graph_json(self, ctx: ClientContext, *args: Any, **options: Any) -> dict[str, Any]:
+        return self._graph(ctx, *args, **options).json()
 
     def graph_get(self, ctx: ClientContext, path: str) -> dict[str, Any]:
         return self._graph_json(ctx, "GET", path)
