@@ -19,6 +19,7 @@ import openpyxl
 import pytest
 import time_machine
 
+from agii_sync.sites.sharepoint import dummy_token
 from fixtures.emulator import RunningEmulator
 from fixtures.workspace import MUNICIPALITIES, Workspace, person
 
@@ -250,7 +251,10 @@ def test_max_delete_stops_a_purge_of_too_many_retention_rows(workspace: Workspac
 def _rest(site_url: str, path: str) -> Any:
     request = urllib.request.Request(
         f"{site_url}/_api/{urllib.parse.quote(path, safe='/()=,')}",
-        headers={"Authorization": "Bearer test", "Accept": "application/json;odata=verbose"},
+        headers={
+            "Authorization": f"Bearer {dummy_token()['access_token']}",
+            "Accept": "application/json;odata=verbose",
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["d"]

@@ -16,6 +16,7 @@ import pytest
 from agii_sync.config import load_config
 from agii_sync.errors import ConfigError
 from agii_sync.sites.factory import SiteOpener
+from agii_sync.sites.graph import GRAPH_RESOURCE
 from agii_sync.sites.sharepoint import SharePointConnection, dummy_token
 from agii_sync.siteurl import parse_http_site
 from fixtures.workspace import MUNICIPALITIES, Workspace, person
@@ -100,7 +101,13 @@ def test_each_host_gets_its_own_connection_and_token(
     config = load_config(configured(workspace, change))
     opener = SiteOpener(config)
     mechelen, genk = (opener.open(config.by_id(s)) for s in (MECHELEN, GENK))
-    assert minted == ["https://agii.sharepoint.com", "https://partner.sharepoint.com"]
+    # a SharePoint token per host; Graph's own token goes to Graph only
+    assert minted == [
+        "https://agii.sharepoint.com",
+        GRAPH_RESOURCE,
+        "https://partner.sharepoint.com",
+        GRAPH_RESOURCE,
+    ]
     assert mechelen._base is not genk._base
     assert len(opener._connections) == 2
 
