@@ -97,12 +97,15 @@ class GraphApi:
     def operation(
         self, method: str, raw: str, headers: Mapping[str, str], body: bytes
     ) -> Operation:
-        if m := SITE_BY_PATH.match(raw):
-            return Operation("graph_site", self._get(method, lambda: self._site(m["path"])))
-        if m := DRIVES.match(raw):
-            return Operation("graph_drives", self._get(method, lambda: self._drives(m["site"])))
-        if m := GROUP.match(raw):
-            run = lambda: self._group(m["group"], m["relation"])  # noqa: E731
+        if site := SITE_BY_PATH.match(raw):
+            path = site["path"]
+            return Operation("graph_site", self._get(method, lambda: self._site(path)))
+        if drives := DRIVES.match(raw):
+            site_id_ = drives["site"]
+            return Operation("graph_drives", self._get(method, lambda: self._drives(site_id_)))
+        if group := GROUP.match(raw):
+            group_id, relation = group["group"], group["relation"]
+            run = lambda: self._group(group_id, relation)  # noqa: E731
             return Operation("graph_group_members", self._get(method, run))
         if m := BY_ROOT.match(raw) or BY_ID.match(raw):
             return self._item_operation(method, m, headers, body)

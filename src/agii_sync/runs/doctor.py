@@ -164,13 +164,15 @@ class _Doctor:
         assert isinstance(scratch, SharePointSite)
         first = self._try("create", lambda: scratch.write(b"agii-sync doctor 1", None))
         if first is None:
-            return self._skip("read", "write", "versions")
+            self._skip("read", "write", "versions")
+            return
         read = scratch.read()
         ok = read.content == b"agii-sync doctor 1" and read.etag == first
         self._add("read", "pass" if ok else "fail", f"{name} read back with its eTag")
         second = self._try("write-current", lambda: scratch.write(b"agii-sync doctor 2", first))
         if second is None:
-            return self._skip("write-stale", "versions")
+            self._skip("write-stale", "write-during-upload", "versions")
+            return
         back = scratch.stats.etag_read_back
         self._add(
             "etag-after-write",
@@ -183,7 +185,6 @@ class _Doctor:
         self._stale(scratch, first, second)
         self._held(scratch, second)
         self._versions(scratch)
-        return None
 
     def _stale(self, scratch: object, stale: str, current: str) -> None:
         """The site itself refuses an upload session for a stale eTag (agii-sync's own eTag
