@@ -1,4 +1,4 @@
-"""The workbook work of a run over several sites goes to forked worker processes (one per
+"""The workbook work of a run over several sites goes to worker processes (one per
 core); errors come back whole, a dead worker costs nothing, and a killed run leaves no worker
 behind."""
 
@@ -8,16 +8,20 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import warnings
 from datetime import date
 
 import pytest
 
+from agii_sync import parallel
 from agii_sync.config import load_config
 from agii_sync.domain.problems import Problem, ProblemCode
 from agii_sync.engine import Run, SiteOutcome
 from agii_sync.errors import DataRejected, ExitCode, LayoutError
-from agii_sync.parallel import WorkbookProcesses, usable_cores
+from agii_sync.parallel import WorkbookProcesses, start_method, usable_cores
 from fixtures.workspace import Workspace, person
 
 needs_two_cores = pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes")
@@ -112,3 +116,33 @@ def test_a_run_over_several_sites_does_its_workbook_work_in_workers(workspace: W
     assert len(seen) == len(run.config.municipalities) >= 2
     assert os.getpid() not in seen
     assert run.processes.call(os.getpid) == os.getpid()  # after the run: inline again
+
+
+@needs_two_cores
+def test_workers_start_without_forking_a_process_that_runs_threads() -> None:
+    """Python 3.12+ warns (DeprecationWarning) when a process with threads forks, and such a
+    child can inherit a lock some thread held: workers come from a fork server (Linux) or are
+    spawned, whatever threads run. They write temporary files into the private scratch."""
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait)
+    busy.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            with WorkbookProcesses(2) as processes:
+                assert processes.call(os.getpid) != os.getpid()
+                assert processes.call(tempfile.gettempdir) == tempfile.gettempdir()
+    finally:
+        stop.set()
+        busy.join()
+
+
+def test_the_start_method_is_safe_on_each_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "get_all_start_methods", lambda: ["fork", "spawn", "forkserver"])
+    monkeypatch.setattr(parallel.sys, "platform", "linux")
+    assert start_method() == "forkserver"
+    monkeypatch.setattr(parallel.sys, "platform", "darwin")  # fork is unsafe on macOS
+    assert start_method() == "spawn"
+    monkeypatch.setattr(parallel, "get_all_start_methods", lambda: ["spawn"])  # Windows
+    monkeypatch.setattr(parallel.sys, "platform", "win32")
+    assert start_method() == "spawn"

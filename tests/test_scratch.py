@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agii_sync.scratch import remove_stale, use_private_scratch
+from agii_sync.scratch import private_base, remove_stale, use_private_scratch
 from fixtures.workspace import Workspace, person
 
 
@@ -44,10 +44,11 @@ def test_the_scratch_folder_of_a_killed_process_is_removed_at_the_next_start(
 
 
 def test_folder_site_write_locks_are_shared_between_processes(workspace: Workspace) -> None:
-    """The per-process scratch folder must not hold the folder site's write lock."""
-    from agii_sync.scratch import SYSTEM_TEMP
+    """The per-process scratch folder must not hold the folder site's write lock: all runs of
+    this user share the private lock folder."""
     from agii_sync.sites.local import _lock_path
 
-    use_private_scratch()
+    mine = use_private_scratch()
     lock = _lock_path(workspace.root / "inburgeraars.xlsx")
-    assert lock.parent == SYSTEM_TEMP / "agii-sync-locks"
+    assert lock.parent == private_base() / "locks"
+    assert mine not in lock.parents

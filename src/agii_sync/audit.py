@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 
 from .config import Config
 from .errors import InputError, TemporaryFailure
+from .portable import fsync_folder, replace_file
 
 log = logging.getLogger("agii_sync.audit")
 
@@ -151,7 +152,7 @@ class AuditTrail:
             else:  # keep the evidence: the head still says where the trail ended
                 log.warning("audit.cut", extra={"fields": {"trail": str(self.path)}})
         if created:
-            _fsync_folder(self.path.parent)
+            fsync_folder(self.path.parent)
         return record
 
 
@@ -183,7 +184,7 @@ class Head:
         path = self.path_for(trail)
         temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
         temporary.write_text(canonical_json(self.__dict__), encoding="ascii")
-        os.replace(temporary, path)
+        replace_file(temporary, path)
 
     def held_by(self, file: BinaryIO) -> bool:
         start = self.size - self.last_length - 1  # where the last line began
@@ -236,17 +237,6 @@ def _last_line(file: BinaryIO) -> tuple[bytes | None, bool]:
         file.seek(position)
         chunk = file.read(step) + chunk
     return chunk.rsplit(b"\n", 1)[-1], ends_with_newline
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The new file's directory entry must survive a crash too; not possible on Windows.
-    if os.name == "nt":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def verify(path: Path) -> VerifyResult:
@@ -377,5 +367,5 @@ def current_actor(config: Config) -> str:
 def _os_user() -> str:
     try:
         return getpass.getuser()
-    except (OSError, KeyError):  # a container uid without a passwd entry
-        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    except (OSError, KeyError, ImportError):  # no user name in the environment nor passwd
+        return "unknown"

@@ -52,6 +52,17 @@ class KeyringUnavailable(SecretMissing):
     """No usable OS keyring here (headless cron, the ``fail``/``null`` backend)."""
 
 
+class KeyringRefused(AuthFailure):
+    """The OS keyring would not store a secret: Windows Credential Manager holds at most
+    2,560 bytes per entry (``CRED_MAX_CREDENTIAL_BLOB_SIZE``, Microsoft Learn "CREDENTIALW
+    structure"), and its backend raises its own error (``pywintypes.error`` 1783, "The stub
+    received bad data"), not a ``KeyringError``."""
+
+
+# Windows Credential Manager's limit per entry; keyring stores the text there as UTF-16.
+CREDENTIAL_MANAGER_MAX_BYTES = 2560
+
+
 @dataclass(frozen=True)
 class _Secret:
     entry: str
@@ -119,6 +130,23 @@ def store_secret(name: str, value: str) -> None:
             f"the OS keyring did not store {name} ({type(exc).__name__})",
             hint=_environment_hint(),
         ) from None
+    except Exception as exc:  # noqa: BLE001 - a backend raises its platform's own errors
+        raise _refused(name, value, exc) from None
+
+
+def _refused(name: str, value: str, exc: Exception) -> KeyringRefused:
+    why = f"the OS keyring refused to store the {name} ({type(exc).__name__})"
+    if len(value.encode("utf-16-le")) > CREDENTIAL_MANAGER_MAX_BYTES:
+        why += (
+            f"; it is too big for Windows Credential Manager "
+            f"(at most {CREDENTIAL_MANAGER_MAX_BYTES} bytes per entry)"
+        )
+    alternative = {
+        ROWKEY_ENTRY: f"set {ROWKEY_ENV} in the environment instead",
+        CERT_KEY_ENTRY: f"keep the key out of the keyring: set {CERT_KEY_ENV} (PEM text) in "
+        "the environment instead",
+    }.get(name, "sign in again next time, or run where the keyring can hold it")
+    return KeyringRefused(why, hint=alternative)
 
 
 def delete_secret(name: str) -> bool:
@@ -341,7 +369,7 @@ def _save_token_cache(cache: msal.SerializableTokenCache | None) -> None:
         return
     try:
         store_secret(TOKEN_CACHE_ENTRY, cache.serialize())
-    except KeyringUnavailable:
+    except (KeyringUnavailable, KeyringRefused):
         # The run can go on; the person signs in again next time.
         log.warning("auth.token_cache_not_saved")
         return

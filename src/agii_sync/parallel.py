@@ -2,9 +2,15 @@
 
 Parsing and writing XLSX (openpyxl) is pure-Python CPU work: it holds the GIL, so the site
 threads can overlap their HTTP waits but not their workbook work. With several sites and more
-than one core, ``WorkbookProcesses`` runs that work in forked worker processes instead, one per
-core. With one site, one core or one worker, or where ``fork`` does not exist, it runs the
-function in the calling thread: same results, no processes.
+than one core, ``WorkbookProcesses`` runs that work in worker processes instead, one per core.
+With one site, one core or one worker, or where no worker can be started, it runs the function
+in the calling thread: same results, no processes.
+
+Workers are started the way that is safe on each platform (``start_method``): on Linux by a
+fork server, a clean single-threaded process that forks them, so no lock held by a running
+thread is copied and Python 3.12+ has no reason to warn about forking a process with threads
+(3.14 makes it the default there); on macOS and Windows they are spawned (fresh interpreters:
+macOS system libraries are not safe to use after a fork, Windows has nothing else).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -20,35 +28,37 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
 from typing import TypeVar
 
+import psutil
+
+from .portable import usable_cores
+
+__all__ = ["WorkbookProcesses", "can_start_workers", "start_method", "usable_cores", "worker_pool"]
+
 log = logging.getLogger("agii_sync.parallel")
 
 T = TypeVar("T")
 
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+# What every worker needs, imported once by the fork server instead of by each worker.
+FORK_SERVER_PRELOAD = ["agii_sync.formats.workbook", "agii_sync.formats.export_reader"]
 
 
 class WorkbookProcesses:
     """``call(fn, ...)`` runs ``fn`` in a worker process when there are any, else here. ``fn``
     must be a module-level function without side effects: after a worker died it runs again.
 
-    The workers are forked on entry, before the site threads start, so no lock held by another
-    thread is copied into them. They ignore Ctrl-C (the run itself stops them) and inherit the
-    private scratch folder. If a worker dies (killed, out of memory), the work is done here."""
+    The workers start on entry. They ignore Ctrl-C (the run itself stops them) and use the
+    run's private scratch folder. If a worker dies (killed, out of memory), the work is done
+    here."""
 
     def __init__(self, processes: int) -> None:
-        self.processes = processes if can_fork() else 1
+        self.processes = processes if can_start_workers() else 1
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
 
     def __enter__(self) -> WorkbookProcesses:
         if self.processes > 1:
-            self._pool = forked_pool(self.processes)
-            self._pool.submit(os.getpid).result()  # forks every worker now
+            self._pool = worker_pool(self.processes)
+            self._pool.submit(os.getpid).result()  # starts every worker now
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -67,30 +77,50 @@ class WorkbookProcesses:
             return fn(*args, **kwargs)
 
 
-def can_fork() -> bool:
-    return "fork" in get_all_start_methods()
+def start_method() -> str | None:
+    """``forkserver`` on Linux, ``spawn`` elsewhere; None where neither exists."""
+    methods = get_all_start_methods()
+    if sys.platform.startswith("linux") and "forkserver" in methods:
+        return "forkserver"
+    return "spawn" if "spawn" in methods else None
 
 
-def forked_pool(processes: int) -> ProcessPoolExecutor:
-    """A pool of forked workers that ignore Ctrl-C (the run stops them) and end themselves when
-    the run is gone: a killed run leaves no worker behind holding its files."""
+def can_start_workers() -> bool:
+    return start_method() is not None
+
+
+def worker_pool(processes: int) -> ProcessPoolExecutor:
+    """A pool of workers that ignore Ctrl-C (the run stops them), write their temporary files
+    into the run's private scratch folder, and end themselves when the run is gone: a killed
+    run leaves no worker behind holding its files."""
+    method = start_method()
+    if method is None:
+        raise RuntimeError("no way to start worker processes here")  # can_start_workers()
+    context = get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
     return ProcessPoolExecutor(
         processes,
-        mp_context=get_context("fork"),
+        mp_context=context,
         initializer=_start_worker,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), tempfile.gettempdir()),
     )
 
 
 PARENT_CHECK_SECONDS = 0.2
 
 
-def _start_worker(parent: int) -> None:
+def _start_worker(parent: int, scratch: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tempfile.tempdir = scratch
     threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
 
 
 def _exit_without(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
+    try:
+        run = psutil.Process(parent)
+        while run.is_running() and run.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(PARENT_CHECK_SECONDS)
+    except psutil.Error:
+        pass  # gone
     os._exit(1)

@@ -18,6 +18,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import RunLockHeld
+from .portable import replace_file
 
 
 def info_path(lock_path: Path) -> Path:
@@ -53,7 +54,10 @@ def _write_info(lock_path: Path) -> None:
     target = info_path(lock_path)
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(partial, target)  # a reader never sees half of it
+    try:
+        replace_file(partial, target)  # a reader never sees half of it
+    except PermissionError:  # Windows: a reader holds it; the info only names the holder
+        partial.unlink(missing_ok=True)
 
 
 def _held_message(lock_path: Path) -> str:

@@ -17,8 +17,10 @@ from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome, refuse_another_secret
+from ..errors import TemporaryFailure
 from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
+from ..portable import replace_file
 
 OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
 
@@ -89,7 +91,12 @@ def write_csv_atomically(path: Path, lines: list[tuple[str, str, str]]) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        replace_file(tmp, path)
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, PermissionError):  # Windows: open in Excel or another program
+            raise TemporaryFailure(
+                f"--out {path}: the file is in use by another program",
+                hint="close it there and run again",
+            ) from None
         raise

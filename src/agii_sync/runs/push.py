@@ -26,7 +26,7 @@ from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome, refuse_another_secret, refuse_unwritable, worst
 from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
-from ..parallel import can_fork, forked_pool, usable_cores
+from ..parallel import can_start_workers, usable_cores, worker_pool
 from .access import require_access
 from .window import require_protocol_active
 
@@ -100,7 +100,7 @@ class PreparedExport:
 
 
 class ExportInBackground:
-    """Reads, validates and routes the export, in a forked process when it is big (phone and
+    """Reads, validates and routes the export, in a worker process when it is big (phone and
     e-mail validation of thousands of rows is CPU work that overlaps the workbook download and
     parse on another core). ``prepared()`` waits for it; an unreadable export raises there."""
 
@@ -115,7 +115,7 @@ class ExportInBackground:
 
     def __enter__(self) -> ExportInBackground:
         if self.background:
-            self._pool = forked_pool(1)
+            self._pool = worker_pool(1)
             self._future = self._pool.submit(read_export, self.path, self._only_nis)
         else:
             self.prepared()  # an unreadable export fails before any site is read
@@ -160,7 +160,7 @@ def _worth_a_process(path: Path) -> bool:
         big = path.stat().st_size >= BACKGROUND_FROM_BYTES
     except OSError:
         return False  # read_export will say what is wrong
-    return big and usable_cores() > 1 and can_fork()
+    return big and usable_cores() > 1 and can_start_workers()
 
 
 def _problem_order(problem: Problem) -> tuple[int, str]:

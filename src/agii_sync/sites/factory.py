@@ -25,7 +25,11 @@ class SiteOpener:
 
     def open(self, municipality: Municipality) -> Site:
         if municipality.kind == "file":
-            return LocalFolderSite(self.config.site_folder(municipality), self.config.workbook.path)
+            return LocalFolderSite(
+                self.config.site_folder(municipality),
+                self.config.workbook.path,
+                lock_wait_seconds=self.config.agii.lock_wait_seconds,
+            )
         return self._connection(municipality).site(municipality.site, self.config.workbook.path)
 
     def _connection(self, municipality: Municipality) -> Any:
