@@ -21,7 +21,7 @@ from agii_sync.config import load_config
 from agii_sync.domain.problems import Problem, ProblemCode
 from agii_sync.engine import Run, SiteOutcome
 from agii_sync.errors import DataRejected, ExitCode, LayoutError
-from agii_sync.parallel import WorkbookProcesses, start_method, usable_cores
+from agii_sync.parallel import BackgroundCall, WorkbookProcesses, start_method, usable_cores
 from fixtures.workspace import Workspace, person
 
 needs_two_cores = pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes")
@@ -140,9 +140,35 @@ def test_workers_start_without_forking_a_process_that_runs_threads() -> None:
 def test_the_start_method_is_safe_on_each_platform(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "get_all_start_methods", lambda: ["fork", "spawn", "forkserver"])
     monkeypatch.setattr(parallel.sys, "platform", "linux")
+    monkeypatch.setattr(parallel, "_only_thread", lambda: True)
+    assert start_method() == "fork"  # nothing can hold a lock in another thread
+    monkeypatch.setattr(parallel, "_only_thread", lambda: False)
     assert start_method() == "forkserver"
     monkeypatch.setattr(parallel.sys, "platform", "darwin")  # fork is unsafe on macOS
     assert start_method() == "spawn"
     monkeypatch.setattr(parallel, "get_all_start_methods", lambda: ["spawn"])  # Windows
     monkeypatch.setattr(parallel.sys, "platform", "win32")
     assert start_method() == "spawn"
+
+
+def pid_in_a_worker(run: int) -> int:
+    """The worker's pid, after a long wait (so a test can kill it); at once in the run."""
+    if os.getpid() != run:
+        time.sleep(30)
+    return os.getpid()
+
+
+def test_a_background_call_runs_elsewhere_without_a_thread_here() -> None:
+    threads = threading.active_count()
+    call = BackgroundCall(os.getpid)
+    assert threading.active_count() == threads  # so later workers can still be forked
+    assert call.result() != os.getpid()
+    with pytest.raises(LayoutError) as raised:
+        BackgroundCall(raise_layout_error).result()
+    assert raised.value.hint == "restore it"
+
+
+def test_a_background_call_whose_worker_died_runs_in_the_run() -> None:
+    call = BackgroundCall(pid_in_a_worker, os.getpid())
+    call._process.kill()
+    assert call.result() == os.getpid()

@@ -6,11 +6,12 @@ than one core, ``WorkbookProcesses`` runs that work in worker processes instead,
 With one site, one core or one worker, or where no worker can be started, it runs the function
 in the calling thread: same results, no processes.
 
-Workers are started the way that is safe on each platform (``start_method``): on Linux by a
-fork server, a clean single-threaded process that forks them, so no lock held by a running
-thread is copied and Python 3.12+ has no reason to warn about forking a process with threads
-(3.14 makes it the default there); on macOS and Windows they are spawned (fresh interpreters:
-macOS system libraries are not safe to use after a fork, Windows has nothing else).
+Workers are started the way that is safe on each platform (``start_method``). On Linux a run
+that has no other thread yet forks them (fast: nothing is imported again, and with one thread
+no lock can be copied mid-use); once threads run, a fork server forks them instead, a clean
+single-threaded process (Python 3.12+ warns about forking a process with threads; 3.14 makes
+the fork server the default). On macOS and Windows they are spawned: fresh interpreters
+(macOS system libraries are not safe to use after a fork; Windows has nothing else).
 """
 
 from __future__ import annotations
@@ -26,13 +27,22 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from typing import TypeVar
 
 import psutil
 
 from .portable import usable_cores
 
-__all__ = ["WorkbookProcesses", "can_start_workers", "start_method", "usable_cores", "worker_pool"]
+__all__ = [
+    "BackgroundCall",
+    "WorkbookProcesses",
+    "can_start_workers",
+    "start_method",
+    "usable_cores",
+    "worker_pool",
+]
 
 log = logging.getLogger("agii_sync.parallel")
 
@@ -57,8 +67,11 @@ class WorkbookProcesses:
 
     def __enter__(self) -> WorkbookProcesses:
         if self.processes > 1:
-            self._pool = worker_pool(self.processes)
-            self._pool.submit(os.getpid).result()  # starts every worker now
+            method = start_method()
+            self._pool = worker_pool(self.processes, method)
+            started = self._pool.submit(os.getpid)  # otherwise they start as work comes
+            if method == "fork":
+                started.result()  # forks every worker now, before the site threads start
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,33 +91,103 @@ class WorkbookProcesses:
 
 
 def start_method() -> str | None:
-    """``forkserver`` on Linux, ``spawn`` elsewhere; None where neither exists."""
+    """On Linux ``fork`` while this process has one thread, else ``forkserver``; ``spawn``
+    elsewhere; None where none of them exists."""
     methods = get_all_start_methods()
-    if sys.platform.startswith("linux") and "forkserver" in methods:
-        return "forkserver"
+    if sys.platform.startswith("linux"):
+        if "fork" in methods and _only_thread():
+            return "fork"
+        if "forkserver" in methods:
+            return "forkserver"
     return "spawn" if "spawn" in methods else None
+
+
+def _only_thread() -> bool:
+    """No other thread, counted as the OS counts them (C libraries start threads too)."""
+    try:
+        return psutil.Process().num_threads() == 1
+    except psutil.Error:
+        return False
 
 
 def can_start_workers() -> bool:
     return start_method() is not None
 
 
-def worker_pool(processes: int) -> ProcessPoolExecutor:
+def worker_pool(processes: int, method: str | None = None) -> ProcessPoolExecutor:
     """A pool of workers that ignore Ctrl-C (the run stops them), write their temporary files
     into the run's private scratch folder, and end themselves when the run is gone: a killed
     run leaves no worker behind holding its files."""
-    method = start_method()
+    method = method or start_method()
     if method is None:
         raise RuntimeError("no way to start worker processes here")  # can_start_workers()
-    context = get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
     return ProcessPoolExecutor(
         processes,
-        mp_context=context,
+        mp_context=_context(method),
         initializer=_start_worker,
         initargs=(os.getpid(), tempfile.gettempdir()),
     )
+
+
+class BackgroundCall:
+    """``fn(*args)`` in one worker process, started now; ``result()`` waits for it and raises
+    what it raised. It leaves no thread in this process (a pool would), so workers forked
+    later are still forked from a single-threaded run. If the worker dies, ``fn`` runs here."""
+
+    def __init__(self, fn: Callable[..., T], *args: object) -> None:
+        self._fn, self._args = fn, args
+        self._receive: Connection | None = None
+        method = start_method()
+        if method is None:
+            return
+        context = _context(method)
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_call_and_send,
+            args=(send, os.getpid(), tempfile.gettempdir(), fn, args),
+            daemon=True,
+        )
+        self._process.start()
+        send.close()
+
+    def result(self) -> T:
+        if self._receive is None:
+            return self._fn(*self._args)
+        try:
+            kind, value = self._receive.recv()
+        except (EOFError, OSError):
+            log.warning("parallel.worker_died", extra={"fields": {"fallback": "in-process"}})
+            return self._fn(*self._args)
+        finally:
+            self.close()
+        if kind == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        if self._receive is None:
+            return
+        self._receive.close()
+        self._receive = None
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def _call_and_send(send: Connection, parent: int, scratch: str, fn: Callable, args: tuple) -> None:
+    _start_worker(parent, scratch)
+    try:
+        outcome = ("ok", fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - raised again in the run
+        outcome = ("error", exc)
+    send.send(outcome)
+
+
+def _context(method: str) -> BaseContext:
+    context = get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(FORK_SERVER_PRELOAD)
+    return context
 
 
 PARENT_CHECK_SECONDS = 0.2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome, refuse_another_secret, refuse_unwritable, worst
 from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
-from ..parallel import can_start_workers, usable_cores, worker_pool
+from ..parallel import BackgroundCall, can_start_workers, usable_cores
 from .access import require_access
 from .window import require_protocol_active
 
@@ -108,22 +107,20 @@ class ExportInBackground:
         self.path = path
         self.config = config
         self.background = background and _worth_a_process(path)
-        self._pool: ProcessPoolExecutor | None = None
-        self._future: Future[ExportReadResult] | None = None
+        self._job: BackgroundCall | None = None
         self._prepared: PreparedExport | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> ExportInBackground:
         if self.background:
-            self._pool = worker_pool(1)
-            self._future = self._pool.submit(read_export, self.path, self._only_nis)
+            self._job = BackgroundCall(read_export, self.path, self._only_nis)
         else:
             self.prepared()  # an unreadable export fails before any site is read
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+        if self._job is not None:
+            self._job.close()
 
     def prepared(self) -> PreparedExport:
         with self._lock:
@@ -132,9 +129,9 @@ class ExportInBackground:
             return self._prepared
 
     def _result(self) -> ExportReadResult:
-        if self._future is None:
+        if self._job is None:
             return read_export(self.path, self._only_nis)
-        return self._future.result()  # an InputError in the child is raised here, hint and all
+        return self._job.result()  # an InputError in the child is raised here, hint and all
 
     @property
     def _only_nis(self) -> frozenset[str]:
