@@ -108,7 +108,7 @@ class LocalFolderSite:
         keeps it past ``timeout`` or it cannot be taken."""
         path = _lock_path(self.path)
         if path.is_symlink():  # the lock folder is this user's own: a link there was planted
-            path.unlink()
+            path.unlink(missing_ok=True)
         lock = FileLock(str(path), is_singleton=False)
         try:
             lock.acquire(timeout=timeout)
