@@ -28,8 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import psutil
 
@@ -105,7 +104,7 @@ def start_method() -> str | None:
 def _only_thread() -> bool:
     """No other thread, counted as the OS counts them (C libraries start threads too)."""
     try:
-        return psutil.Process().num_threads() == 1
+        return bool(psutil.Process().num_threads() == 1)
     except psutil.Error:
         return False
 
@@ -129,7 +128,7 @@ def worker_pool(processes: int, method: str | None = None) -> ProcessPoolExecuto
     )
 
 
-class BackgroundCall:
+class BackgroundCall(Generic[T]):
     """``fn(*args)`` in one worker process, started now; ``result()`` waits for it and raises
     what it raised. It leaves no thread in this process (a pool would), so workers forked
     later are still forked from a single-threaded run. If the worker dies, ``fn`` runs here."""
@@ -162,7 +161,8 @@ class BackgroundCall:
             self.close()
         if kind == "error":
             raise value
-        return value
+        result: T = value
+        return result
 
     def close(self) -> None:
         if self._receive is None:
@@ -183,7 +183,7 @@ def _call_and_send(send: Connection, parent: int, scratch: str, fn: Callable, ar
     send.send(outcome)
 
 
-def _context(method: str) -> BaseContext:
+def _context(method: str) -> Any:  # a context of the method's own type
     context = get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(FORK_SERVER_PRELOAD)

@@ -51,7 +51,7 @@ def replace_file(
 
 
 def process_alive(pid: int) -> bool:
-    return psutil.pid_exists(pid)
+    return bool(psutil.pid_exists(pid))
 
 
 def usable_cores() -> int:

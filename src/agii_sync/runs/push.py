@@ -107,7 +107,7 @@ class ExportInBackground:
         self.path = path
         self.config = config
         self.background = background and _worth_a_process(path)
-        self._job: BackgroundCall | None = None
+        self._job: BackgroundCall[ExportReadResult] | None = None
         self._prepared: PreparedExport | None = None
         self._lock = threading.Lock()
 
