@@ -40,7 +40,7 @@ log = logging.getLogger("agii_sync.audit")
 
 GENESIS = "0" * 64
 ROW_REASONS = frozenset(
-    {"added", "updated", "moved_away", "retention", "protocol_ended", "status_set"}
+    {"added", "restored", "updated", "moved_away", "retention", "protocol_ended", "status_set"}
 )
 CHAIN_FIELDS = frozenset({"time", "host", "prev", "hash"})
 LOCK_TIMEOUT_SECONDS = 30

@@ -33,6 +33,7 @@ from .formats import workbook
 from .parallel import WorkbookProcesses, usable_cores
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
+from .status_memory import StatusMemory
 
 log = logging.getLogger("agii_sync.engine")
 
@@ -79,10 +80,12 @@ class Run:
     actor: str = ""
     key_check: str | None = None  # of the row-key secret, for commands that make Rij-IDs
     processes: WorkbookProcesses = field(default_factory=lambda: WorkbookProcesses(1))
+    memory: StatusMemory = field(init=False)
 
     def __post_init__(self) -> None:
         self.opener = self.opener or SiteOpener(self.config)
         self.audit = self.audit or AuditTrail(self.config.audit_log)
+        self.memory = StatusMemory(self.config.audit_log)
         self.actor = self.actor or current_actor(self.config)
         self.audit.recover_interrupted()
 
@@ -140,6 +143,8 @@ class Run:
         event["exit_code"] = int(outcome.exit_code)
         if outcome.error is not None:
             event["error"] = type(outcome.error).__name__
+        if outcome.written and outcome.details.get("not_carried_cells"):
+            event["not_carried"] = list(outcome.details["not_carried_cells"])
         self.audit.append(event)
         if outcome.pending is not None:
             outcome.pending.done()
@@ -168,20 +173,33 @@ class Run:
         *,
         guard: Guard | None = None,
         create_missing: bool = True,
-        keep_all: bool = False,
+        repair: bool = True,
+        memory: str | None = None,
     ) -> SiteOutcome:
         """Read the workbook, plan, and write the result if the plan changes anything.
 
-        On an ETag conflict the workbook is read and planned again, up to MAX_ATTEMPTS."""
+        On an ETag conflict the workbook is read and planned again, up to MAX_ATTEMPTS.
+        ``memory`` ("replace" or "merge"): how the statuses written are remembered."""
         site = self.site(municipality)
         outcome = SiteOutcome(municipality.id)
         try:
-            return self._update(
-                site, municipality, outcome, make_plan, guard, create_missing, keep_all
+            outcome = self._update(
+                site, municipality, outcome, make_plan, guard, create_missing, repair
             )
         except AgiiError as error:
             error.outcome = outcome  # the audit line keeps the ETag read
             raise
+        if memory and outcome.plan is not None and not self.dry_run and outcome.etag_after:
+            self._remember(municipality.id, outcome.plan, memory)
+        return outcome
+
+    def _remember(self, site: str, plan: Plan, how: str) -> None:
+        if how == "replace":
+            self.memory.replace(site, plan.rows)
+        else:
+            changed = {c.row_id for c in plan.changes}
+            rows = [r for r in plan.rows if r.rij_id in changed]
+            self.memory.merge(site, rows, [c.row_id for c in plan.removed])
 
     def _update(
         self,
@@ -191,7 +209,7 @@ class Run:
         make_plan: PlanMaker,
         guard: Guard | None,
         create_missing: bool,
-        keep_all: bool,
+        repair: bool,
     ) -> SiteOutcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             outcome.attempts = attempt
@@ -202,11 +220,14 @@ class Run:
                 return outcome
             plan = make_plan(loaded)
             outcome.plan = plan
-            repair = loaded is not None and not loaded.has_toelichting and not keep_all
-            if self.dry_run or (plan.is_empty and loaded is not None and not repair):
+            restore = repair and loaded is not None and not loaded.has_toelichting
+            if self.dry_run or (plan.is_empty and loaded is not None and not restore):
                 outcome.etag_after = snapshot.etag
                 return outcome
-            content = self._render(loaded, plan, keep_all=keep_all)
+            content, not_carried = self._render(loaded, plan, restore=restore)
+            if not_carried:
+                outcome.details["not_carried"] = len(not_carried)
+                outcome.details["not_carried_cells"] = not_carried
             if guard is not None:
                 guard(snapshot.content, content, plan)
             pending = self._begin_write(outcome, plan)
@@ -243,27 +264,36 @@ class Run:
         return self.processes.call(workbook.load, snapshot.content, self.config.workbook.sheet)
 
     def _render(
-        self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, keep_all: bool
-    ) -> bytes:
+        self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, restore: bool
+    ) -> tuple[bytes, list[str]]:
+        """The bytes to write, and what could not be carried over with its row."""
         template = {
             "retention_months": self.config.agii.retention_months,
             "key_check": self.key_check,
         }
         if loaded is None:
             sheet = self.config.workbook.sheet
-            return self.processes.call(workbook.create_workbook, sheet, plan.rows, **template)
-        return self.processes.call(
-            workbook.render, loaded, plan.rows, keep_all=keep_all, **template
+            return self.processes.call(workbook.create_workbook, sheet, plan.rows, **template), []
+        edited = self.processes.call(
+            workbook.render, loaded, plan.rows, restore_toelichting=restore, **template
         )
+        return edited.content, edited.not_carried
 
     def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:
         return check_rows(loaded.rows, self.today)
 
 
 def refuse_unwritable(loaded: workbook.LoadedWorkbook | None, today: date) -> None:
-    """A workbook with hand-added rows, duplicate keys or formulas needs a person first."""
+    """A workbook with hand-added rows, duplicate keys, formulas, or content that calls out
+    (a macro project, external links, ...) needs a person first."""
     if loaded is None:
         return
+    if loaded.hostile:
+        raise LayoutError(
+            f"the workbook holds what a shared workbook must not: {'; '.join(loaded.hostile)}",
+            hint="remove it in Excel (or run `agii-sync check`), then run again; "
+            "nothing was written",
+        )
     for finding in check_rows(loaded.rows, today):
         if finding.code in UNWRITABLE:
             raise LayoutError(

@@ -17,7 +17,7 @@ from ..errors import ExitCode
 from ..output import Output
 from ..runs.doctor import Check
 
-MARKS = {"added": "+", "updated": "*", "status_set": "*"}
+MARKS = {"added": "+", "restored": "+", "updated": "*", "status_set": "*"}
 
 
 def problem_doc(p: Problem) -> dict[str, Any]:
@@ -177,6 +177,10 @@ def _note(o: SiteOutcome) -> str:
         notes.append(f"{o.details['pulled']} status(es) pulled")
     if o.details.get("unmatched"):
         notes.append(f"{o.details['unmatched']} row(s) match no export row")
+    if o.details.get("not_carried_cells"):
+        # Named by cell and Rij-ID only: what was in them may be personal.
+        lost = ", ".join(o.details["not_carried_cells"])
+        notes.append(f"not carried over (their row was removed): {lost}")
     if o.attempts > 1:
         notes.append(f"re-read {o.attempts - 1}x after a concurrent change")
     return "; ".join(notes)

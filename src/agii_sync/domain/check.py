@@ -51,6 +51,17 @@ def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Fi
     for column, value in (("Naam", row.naam), ("Voornaam", row.voornaam), ("Adres", row.adres)):
         if not value:
             yield Finding(n, column, "missing_value", "empty")
+    if item.status_typed == "padded":
+        yield Finding(
+            n, "Status activiteit", "status_padded", "spaces around the status (kept as typed)"
+        )
+    elif item.status_typed:
+        yield Finding(
+            n,
+            "Status activiteit",
+            "status_not_text",
+            f"typed as a {item.status_typed}, not text (kept as typed)",
+        )
     if row.status_activiteit and row.status_activiteit not in ACTIVITY_STATUSES:
         yield Finding(n, "Status activiteit", "unknown_status", "not in the list (kept as typed)")
     if row.status_mo not in MO_STATUSES:

@@ -15,7 +15,9 @@ from typing import Literal
 from .codes import ACTIVITY_STATUSES
 from .row import SharedRow
 
-Reason = Literal["added", "updated", "moved_away", "retention", "protocol_ended", "status_set"]
+Reason = Literal[
+    "added", "restored", "updated", "moved_away", "retention", "protocol_ended", "status_set"
+]
 OFF_LIST = "(buiten de lijst)"
 REMOVALS: tuple[Reason, ...] = ("moved_away", "retention", "protocol_ended")
 
@@ -69,13 +71,17 @@ def plan_push(
     *,
     today: date,
     keep: frozenset[str] = frozenset(),
+    remembered: dict[str, str] | None = None,
 ) -> Plan:
     """Bring the workbook in line with the export for this municipality.
 
     ``keep`` holds row IDs of people whose export row was rejected: they are still shared, so
     their row stays as it is (unless past retention) rather than counting as moved away.
-    Every existing ``Status activiteit`` is carried over.
+    Every existing ``Status activiteit`` is carried over. ``remembered`` holds the statuses of
+    the rows the workbook had after the last write: such a row missing now was deleted by hand
+    and is restored with its status.
     """
+    remembered = remembered or {}
     current = list(current)
     wanted = {row.rij_id: row for row in desired}
     plan = Plan(rows=[], total_before=len(current))
@@ -97,7 +103,12 @@ def plan_push(
                 plan.unchanged += 1
             plan.rows.append(merged)
     for row_id, row in wanted.items():
-        if not past_retention(row, today):
+        if past_retention(row, today):
+            continue
+        if row_id in remembered:
+            plan.rows.append(row.model_copy(update={"status_activiteit": remembered[row_id]}))
+            plan.changes.append(Change(row_id, "restored"))
+        else:
             plan.rows.append(row)
             plan.changes.append(Change(row_id, "added"))
     return plan

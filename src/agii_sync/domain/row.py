@@ -75,6 +75,7 @@ class SheetRow:
     sheet_row: int
     row: SharedRow
     formula_columns: tuple[str, ...] = ()
+    status_typed: str = ""  # "number", "date", "boolean" or "padded": kept as typed, flagged
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)

@@ -1,42 +1,60 @@
-"""The write-path guard of ``status-update``: compare the workbook about to be written with the
-one that was read, cell by cell, over every sheet. Only ``Status activiteit`` cells of the data
-sheet may differ."""
+"""The write-path guard of ``status-update``: the package about to be written may differ from
+the one that was read only in the data sheet's ``Status activiteit`` cells below the header.
+
+Every other part must be byte-identical, with two exceptions that carry no cell: the shared
+strings part may have entries emptied that no cell uses any more, and the stylesheet may have
+a cell format appended (for a status cell that had none).
+"""
 
 from __future__ import annotations
 
-import io
-
-import openpyxl
+import re
 
 from ..domain.row import COLUMNS, STATUS_COLUMN
+from .sheet_xml import CELL, R_ATTR, column_letters
+from .workbook_styles import only_formats_added
+from .xlsx_package import Package
 
-STATUS_COLUMN_NUMBER = COLUMNS.index(STATUS_COLUMN) + 1
-Cells = dict[tuple[str, int, int], object]
-
-
-def cells_outside_status(before: bytes, after: bytes, data_sheet: str) -> list[str]:
-    """Coordinates (``Sheet!B7``) of cells that differ, other than status cells below the
-    header of the data sheet. Empty cells and empty strings count as the same."""
-    old, new = _cells(before, data_sheet), _cells(after, data_sheet)
-    differing = [key for key in old.keys() | new.keys() if old.get(key) != new.get(key)]
-    return [
-        f"{sheet}!{openpyxl.utils.get_column_letter(c)}{r}" for sheet, r, c in sorted(differing)
-    ]
+STATUS_LETTERS = column_letters(COLUMNS.index(STATUS_COLUMN) + 1).encode()
+SI = re.compile(rb"<si\b[^>]*?(?:/>|>.*?</si>)", re.S)
+EMPTY_SI = b"<si><t/></si>"
 
 
-def _cells(content: bytes, data_sheet: str) -> Cells:
-    book = openpyxl.load_workbook(io.BytesIO(content), read_only=True)
-    cells: Cells = {}
-    try:
-        for sheet in book.worksheets:
-            for r, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-                for c, value in enumerate(row, start=1):
-                    if value is None or value == "":
-                        continue
-                    if sheet.title == data_sheet and c == STATUS_COLUMN_NUMBER and r > 1:
-                        continue
-                    cells[(sheet.title, r, c)] = value
-        cells[("", 0, 0)] = tuple(book.sheetnames)  # a sheet added, removed or renamed
-    finally:
-        book.close()
-    return cells
+def parts_outside_status(before: bytes, after: bytes, data_sheet: str) -> list[str]:
+    """The parts (``Sheet!cells`` for the data sheet) that differ other than by status cells."""
+    old, new = Package(before), Package(after)
+    if old.names != new.names:
+        return ["the list of parts"]
+    sheet_part = next((s.part for s in old.sheets() if s.name == data_sheet), "")
+    strings = old.part_of("/sharedStrings")
+    styles = old.part_of("/styles")
+    differing = []
+    for name in old.names:
+        was, now = old.read(name), new.read(name)
+        if was == now:
+            continue
+        if name == sheet_part and _without_status(was) == _without_status(now):
+            continue
+        if name == strings and _only_emptied(was, now):
+            continue
+        if name == styles and only_formats_added(was, now):
+            continue
+        differing.append(f"{data_sheet}!(cells)" if name == sheet_part else name)
+    return differing
+
+
+def _without_status(xml: bytes) -> bytes:
+    def drop(match: re.Match[bytes]) -> bytes:
+        ref = R_ATTR.search(match.group(1))
+        if ref and ref.group(2) == STATUS_LETTERS and int(ref.group(3)) > 1:
+            return b""
+        return match.group(0)
+
+    return CELL.sub(drop, xml)
+
+
+def _only_emptied(before: bytes, after: bytes) -> bool:
+    old, new = SI.findall(before), SI.findall(after)
+    if len(old) != len(new) or SI.sub(b"", before) != SI.sub(b"", after):
+        return False
+    return all(a == b or b == EMPTY_SI for a, b in zip(old, new, strict=True))

@@ -1,13 +1,16 @@
 """The shared workbook (README, The workbook): create it, read it into rows, write rows back.
 
-Only the data sheet and the ``Toelichting`` sheet are ours; any other sheet someone added is
-loaded and saved as it is. The data sheet is rebuilt on every save (header, protection,
-drop-down, widths), so what the municipality sees is always the template.
+A new workbook is made from the template with openpyxl. A workbook read from a site is read
+with a streamed scan of the data sheet's XML and written back by editing that sheet in place
+(``workbook_edit``): everything else the municipality did stays as it is. Only a workbook that
+lost its ``Toelichting`` sheet is rebuilt with openpyxl, to restore that sheet.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,7 +20,6 @@ from typing import Any
 import openpyxl
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import Cell
-from openpyxl.cell.read_only import EMPTY_CELL
 from openpyxl.packaging.custom import StringProperty
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
@@ -29,27 +31,32 @@ from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
 from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
 from ..errors import InputError, LayoutError
 from .export_reader import refuse_zip_bomb
+from .hostile import hostile_content
+from .sheet_xml import Cell as ScannedCell
+from .sheet_xml import SheetScan, shared_strings
 from .toelichting import TOELICHTING_SHEET, write_toelichting
+from .workbook_edit import KEY_CHECK_PROPERTY, EditResult, apply_rows
+from .workbook_styles import read_styles
+from .xlsx_package import Package, attributes, unescape
 
 DATE_FORMAT = "DD/MM/YYYY"
 STATUS_INDEX = COLUMNS.index(STATUS_COLUMN)
 DATE_COLUMN = COLUMNS.index("Bewaren tot") + 1
 WIDTHS = (13, 18, 16, 30, 9, 18, 18, 28, 20, 10, 14, 40, 12, 24)
 FIELDS = tuple(SharedRow.model_fields)
-KEY_CHECK_PROPERTY = "agii-sync row-key check"  # a custom document property, not a cell
 
 
 @dataclass
 class LoadedWorkbook:
-    """A workbook read from a site: its bytes, sheet names and data rows. The editable
-    openpyxl object (``book``) is only built when a write must keep more than our own two
-    sheets: a full load costs about as much as the rest of a push together."""
+    """A workbook read from a site: its bytes, sheet names and data rows. The openpyxl
+    object (``book``) is only built to restore a lost Toelichting sheet."""
 
     content: bytes
     sheet_name: str
     sheetnames: list[str]
     rows: list[SheetRow] = field(default_factory=list)
     key_check: str | None = None  # of the row-key secret the workbook was last pushed with
+    hostile: list[str] = field(default_factory=list)  # what must not be in it (see hostile.py)
     _book: Workbook | None = None
 
     @property
@@ -67,8 +74,8 @@ class LoadedWorkbook:
         return TOELICHTING_SHEET in self.sheetnames
 
     @property
-    def only_ours(self) -> bool:
-        return set(self.sheetnames) <= {self.sheet_name, TOELICHTING_SHEET}
+    def by_sheet_row(self) -> dict[int, SharedRow]:
+        return {r.sheet_row: r.row for r in self.rows}
 
 
 def create_workbook(
@@ -118,83 +125,110 @@ def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[obje
 
 
 def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
-    """Parse a workbook's bytes (streaming, read-only); raise LayoutError if it is not in the
-    expected layout."""
-    book = _open(content, read_only=True)
-    try:
-        if sheet_name not in book.sheetnames:
-            raise LayoutError(
-                f"the workbook has no sheet {sheet_name!r}",
-                hint="a sheet was renamed or removed; restore it or ask AgII to re-initialise",
-            )
-        sheet = book[sheet_name]
-        sheet.reset_dimensions()  # some writers store a wrong size; read what is there
-        lines = enumerate(sheet.iter_rows(), start=1)
-        _check_header(next(lines, (1, ()))[1])
-        rows = list(_read_rows(lines))
-        key_check = _key_check(book)
-        return LoadedWorkbook(content, sheet_name, list(book.sheetnames), rows, key_check)
-    finally:
-        book.close()
+    """Read a workbook's rows from its bytes with a streamed scan of the data sheet's XML;
+    raise LayoutError if it is not in the expected layout."""
+    package = Package(content)
+    sheets = package.sheets()
+    names = [s.name for s in sheets]
+    entry = next((s for s in sheets if s.name == sheet_name), None)
+    if entry is None or not package.has(entry.part):
+        raise LayoutError(
+            f"the workbook has no sheet {sheet_name!r}",
+            hint="a sheet was renamed or removed; restore it or ask AgII to re-initialise",
+        )
+    strings_part = package.part_of("/sharedStrings")
+    styles_part = package.part_of("/styles")
+    scan = SheetScan(
+        package.read(entry.part),
+        shared_strings(package.read(strings_part) if strings_part else None),
+        read_styles(package.read(styles_part) if styles_part else None),
+        package.date1904,
+    )
+    lines = scan.row_cells()
+    header = next(lines, (1, []))
+    if header[0] != 1:
+        header, lines = (1, []), itertools.chain([header], lines)
+    _check_header(header[1])
+    rows = list(_read_rows(lines))
+    return LoadedWorkbook(
+        content, sheet_name, names, rows, _key_check(package), hostile_content(package)
+    )
 
 
-def _open(content: bytes, *, read_only: bool = False) -> Workbook:
+def _open(content: bytes) -> Workbook:
     try:
         refuse_zip_bomb(Path("the workbook on the site"), content)
     except InputError as error:
         raise LayoutError(error.message) from None
     try:
-        return openpyxl.load_workbook(io.BytesIO(content), read_only=read_only, rich_text=False)
+        return openpyxl.load_workbook(io.BytesIO(content), rich_text=False)
     except Exception as exc:  # noqa: BLE001 - a file from the site: any parser failure
         raise LayoutError(
             f"the workbook on the site cannot be read as XLSX ({exc.__class__.__name__})"
         ) from None
 
 
-def _check_header(cells: tuple[Any, ...]) -> None:
-    found = [_text(c.value) for c in cells]
-    while found and found[-1] == "":
-        found.pop()
-    if tuple(found) == COLUMNS:
-        return
-    for i, expected in enumerate(COLUMNS):
-        got = found[i] if i < len(found) else ""
+def _check_header(cells: list[ScannedCell]) -> None:
+    by_column = {c.column: _text(c.value) for c in cells}
+    for i, expected in enumerate(COLUMNS, start=1):
+        got = by_column.get(i, "")
         if got != expected:
-            column = get_column_letter(i + 1)
             # The cell's own text is not repeated: someone may have typed anything there.
             raise LayoutError(
-                f"header cell {column}1 is {'empty' if not got else 'changed'}; "
+                f"header cell {get_column_letter(i)}1 is {'empty' if not got else 'changed'}; "
                 f"expected {expected!r}",
                 hint="the header was changed by hand; restore it (see the Toelichting sheet)",
             )
     _refuse_beyond_header(1, cells)
 
 
-def _refuse_beyond_header(line: int, cells: tuple[Any, ...]) -> None:
-    for number, cell in enumerate(cells[len(COLUMNS) :], start=len(COLUMNS) + 1):
-        if cell.value is not None and cell.value != "":
+def _refuse_beyond_header(line: int, cells: list[ScannedCell]) -> None:
+    for cell in cells:
+        if cell.column > len(COLUMNS) and cell.value is not None and cell.value != "":
             raise LayoutError(
-                f"cell {get_column_letter(number)}{line} is outside the columns "
+                f"cell {get_column_letter(cell.column)}{line} is outside the columns "
                 "of the protocol; no other columns may be added",
                 hint="move that information elsewhere and empty the column",
             )
 
 
-def _read_rows(lines: Iterable[tuple[int, tuple[Any, ...]]]) -> Iterable[SheetRow]:
+def _read_rows(lines: Iterable[tuple[int, list[ScannedCell]]]) -> Iterable[SheetRow]:
     width = len(COLUMNS)
     for line, cells in lines:
         _refuse_beyond_header(line, cells)
-        cells = cells[:width]
-        if all(c.value is None or c.value == "" for c in cells):
+        by_column = {c.column: c for c in cells if c.column <= width}
+        if all(c.value is None or c.value == "" for c in by_column.values()):
             continue
-        cells = cells + (EMPTY_CELL,) * (width - len(cells))
         values = {}
         formulas = []
-        for name, column, cell in zip(FIELDS, COLUMNS, cells, strict=True):
-            if cell.data_type == "f":
+        for number, (name, column) in enumerate(zip(FIELDS, COLUMNS, strict=True), start=1):
+            cell = by_column.get(number)
+            value = cell.value if cell is not None else None
+            if cell is not None and cell.formula:
                 formulas.append(column)
-            values[name] = _date(cell.value) if name == "bewaren_tot" else _text(cell.value)
-        yield SheetRow(line, SharedRow.model_construct(**values), tuple(formulas))
+            values[name] = _date(value) if name == "bewaren_tot" else _text(value)
+        status = by_column.get(STATUS_INDEX + 1)
+        yield SheetRow(
+            line,
+            SharedRow.model_construct(**values),
+            tuple(formulas),
+            status_typed=_typed_as(status),
+        )
+
+
+def _typed_as(cell: ScannedCell | None) -> str:
+    """How a status cell was typed when not as plain text: kept, but worth a finding."""
+    if cell is None or cell.value is None or cell.formula:
+        return ""
+    if cell.kind == "n":
+        return "number"
+    if cell.kind == "d":
+        return "date"
+    if cell.kind == "b":
+        return "boolean"
+    if isinstance(cell.value, str) and cell.value != cell.value.strip() and cell.value.strip():
+        return "padded"
+    return ""
 
 
 def _text(value: object) -> str:
@@ -222,9 +256,17 @@ def _date(value: object) -> date | str | None:
         return text
 
 
-def _key_check(book: Workbook) -> str | None:
-    found = [p.value for p in book.custom_doc_props if p.name == KEY_CHECK_PROPERTY]
-    return str(found[0]) if found and found[0] else None
+def _key_check(package: Package) -> str | None:
+    for kind, part, _ in package.relationships("").values():
+        if kind.endswith("/custom-properties") and package.has(part):
+            xml = package.read(part)
+            for match in re.finditer(rb"<property\b([^>]*)>(.*?)</property>", xml, re.S):
+                if attributes(match.group(1)).get("name") == KEY_CHECK_PROPERTY:
+                    value = re.search(
+                        rb"<(?:\w+:)?lpwstr>(.*?)</(?:\w+:)?lpwstr>", match.group(2), re.S
+                    )
+                    return unescape(value.group(1)) or None if value else None
+    return None
 
 
 def _set_key_check(book: Workbook, key_check: str | None) -> None:
@@ -358,22 +400,18 @@ def render(
     *,
     retention_months: int,
     key_check: str | None = None,
-    keep_all: bool = False,
-) -> bytes:
-    """The workbook holding ``rows``. When it has only our two sheets it is built afresh from
-    the template; otherwise (or with ``keep_all``, for the cell-by-cell guard of
-    status-update) the loaded workbook is changed in place, keeping everything else."""
-    if loaded.only_ours and not keep_all:
-        mark = key_check or loaded.key_check  # a command without the secret keeps the mark
-        return create_workbook(
-            loaded.sheet_name, rows, retention_months=retention_months, key_check=mark
+    restore_toelichting: bool = True,
+) -> EditResult:
+    """The workbook holding ``rows``: the data sheet edited in place, every other part as it
+    was. A workbook without its Toelichting sheet gets it back first (rebuilt by openpyxl)."""
+    rows = list(rows)
+    if restore_toelichting and not loaded.has_toelichting:
+        write_rows(
+            loaded.book,
+            loaded.sheet_name,
+            [r.row for r in loaded.rows],
+            retention_months=retention_months,
         )
-    write_rows(
-        loaded.book,
-        loaded.sheet_name,
-        rows,
-        retention_months=retention_months,
-        key_check=key_check,
-        restore_toelichting=not keep_all,  # keep_all: status cells only, nothing else
-    )
-    return save(loaded.book)
+        loaded = load(save(loaded.book), loaded.sheet_name)
+    mark = key_check if key_check and key_check != loaded.key_check else None
+    return apply_rows(loaded.content, loaded.sheet_name, loaded.by_sheet_row, rows, key_check=mark)

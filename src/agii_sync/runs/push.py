@@ -191,13 +191,16 @@ def push_site(
         current = loaded.shared_rows if loaded else []
         rows, rejected = wanted()
         desired[:] = rows
-        plan = plan_push(current, rows, today=run.today, keep=rejected.keep)
+        remembered = run.memory.read(m.id)
+        plan = plan_push(
+            current, rows, today=run.today, keep=rejected.keep, remembered=remembered
+        )
         _refuse_unaccounted_removals(m, plan, current, rejected)
         _check_delete_limit(m, plan, limit)
         _guard_plan(m, current, plan)
         return plan
 
-    outcome = run.update_workbook(m, make_plan)
+    outcome = run.update_workbook(m, make_plan, memory="replace")
     outcome.details["past_retention_not_added"] = sum(
         1 for row in desired if row.bewaren_tot is not None and run.today > row.bewaren_tot
     )
@@ -239,7 +242,7 @@ def _guard_plan(m: Municipality, before: list[SharedRow], plan: Plan) -> None:
     lost = statuses_kept(before, plan.rows)
     if lost:
         raise SafetyStop(f"{m.id}: internal check failed: {len(lost)} statuses would change")
-    touched = {c.row_id for c in plan.of("added", "updated")}
+    touched = {c.row_id for c in plan.of("added", "restored", "updated")}
     strays = [r for r in plan.rows if r.rij_id in touched and r.postcode not in m.postal_codes]
     if strays:
         raise SafetyStop(f"{m.id}: internal check failed: rows of another municipality")

@@ -1,7 +1,8 @@
 """``status-update``: the municipality sets ``Status activiteit``, the only column it owns.
 
-All lines valid or nothing is written. The write path compares every cell of the workbook it
-is about to upload with the one it read and refuses if anything but status cells differs. When
+All lines valid or nothing is written. Only the status cells are rewritten inside the data
+sheet's XML; the write path compares the package it is about to upload with the one it read,
+part by part, and refuses if anything but status cells differs. When
 the workbook changed meanwhile, it is read again and the edits reapplied; a status that someone
 else set meanwhile to a third value is a conflict, reported and left alone.
 """
@@ -18,7 +19,7 @@ from ..domain.problems import Problem, ProblemCode, Severity
 from ..domain.row import is_row_id
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import DataRejected, SafetyStop, UsageError
-from ..formats.guard import cells_outside_status
+from ..formats.guard import parts_outside_status
 
 CLEAR_WORDS = frozenset({"leeg", "(leeg)"})
 EMPTY_STATUS = "empty; write 'leeg' to clear a status"
@@ -115,16 +116,18 @@ def status_update(
 
     def guard(before: bytes | None, after: bytes, plan: Plan) -> None:
         assert before is not None
-        stray = cells_outside_status(before, after, run.config.workbook.sheet)
+        stray = parts_outside_status(before, after, run.config.workbook.sheet)
         if stray:
             raise SafetyStop(
                 f"{m.id}: the workbook to upload differs outside 'Status activiteit' "
-                f"({len(stray)} cell(s), first {stray[0]}); nothing was written",
+                f"({', '.join(stray)}); nothing was written",
                 hint="the workbook holds something agii-sync cannot keep as it is; "
                 "run `agii-sync check` and tell AgII",
             )
 
-    outcome = run.update_workbook(m, make_plan, guard=guard, create_missing=False, keep_all=True)
+    outcome = run.update_workbook(
+        m, make_plan, guard=guard, create_missing=False, repair=False, memory="merge"
+    )
     if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
         raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
     if conflicts:

@@ -42,6 +42,10 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
     else:
         outcome.audited_rows = len(loaded.rows)
         outcome.findings.extend(run.findings(loaded))
+        outcome.findings.extend(
+            Finding(None, None, "calls_out", f"{what}: must not be in a shared workbook")
+            for what in loaded.hostile
+        )
         if not loaded.has_toelichting:
             outcome.findings.append(
                 Finding(
@@ -51,6 +55,7 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
                     "the Toelichting sheet is missing; the next push or purge restores it",
                 )
             )
+        outcome.findings.extend(_missing_rows(run, m, loaded))
         if m.protocol_ended(run.today) and loaded.rows:
             outcome.findings.append(
                 Finding(None, None, "protocol_ended", "the protocol has ended; run purge")
@@ -90,7 +95,7 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
             )
         return plan
 
-    outcome = run.update_workbook(m, make_plan, create_missing=False)
+    outcome = run.update_workbook(m, make_plan, create_missing=False, memory="merge")
     if other_sheets:
         outcome.details["other_sheets_kept"] = len(other_sheets)
     if run.dry_run or outcome.etag_after is None:  # a dry run, or no workbook on the site
@@ -104,3 +109,17 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
     else:
         outcome.details["versions_deleted"] = outcome.versions_deleted
     return outcome
+
+
+def _missing_rows(run: Run, m: Municipality, loaded: workbook.LoadedWorkbook) -> list[Finding]:
+    present = {row.rij_id for row in loaded.shared_rows}
+    return [
+        Finding(
+            None,
+            "Rij-ID",
+            "missing_row",
+            f"{row_id} was in the workbook after the last push and is missing now "
+            "(deleted by hand?); the next push restores it with its status",
+        )
+        for row_id in sorted(set(run.memory.read(m.id)) - present)
+    ]

@@ -1,0 +1,66 @@
+"""The last statuses agii-sync saw per site, kept beside the audit trail: Rij-ID → status.
+
+A row that someone deletes by hand from the workbook would otherwise come back on the next
+push as a new row without its ``Status activiteit``. With this memory, push restores it with
+its last known status and ``check`` reports it missing. Only the Rij-ID and a status from the
+list are kept (a hand-typed text could say anything about a person, so it is kept as empty);
+a person removed from the workbook by push or purge is removed from the memory too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .domain.codes import ACTIVITY_STATUSES
+from .domain.row import SharedRow
+
+
+class StatusMemory:
+    def __init__(self, audit_log: Path) -> None:
+        self.folder = audit_log.with_name(audit_log.name + ".statuses")
+
+    def _path(self, site: str) -> Path:
+        return self.folder / f"{site}.json"
+
+    def read(self, site: str) -> dict[str, str]:
+        try:
+            data = json.loads(self._path(site).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def replace(self, site: str, rows: Iterable[SharedRow]) -> None:
+        """The workbook now holds exactly ``rows`` (after a push)."""
+        self._write(site, {r.rij_id: _kept(r.status_activiteit) for r in rows})
+
+    def merge(self, site: str, rows: Iterable[SharedRow], removed: Iterable[str]) -> None:
+        """Statuses of ``rows`` updated, ``removed`` forgotten; others kept (after a
+        status-update or purge, which do not restore rows)."""
+        known = self.read(site)
+        known.update({r.rij_id: _kept(r.status_activiteit) for r in rows})
+        for row_id in removed:
+            known.pop(row_id, None)
+        self._write(site, known)
+
+    def _write(self, site: str, statuses: dict[str, str]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{site}.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(statuses, handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._path(site))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _kept(status: str) -> str:
+    return status if status in ACTIVITY_STATUSES else ""
