@@ -58,6 +58,18 @@ class SharedRow(BaseModel):
     bewaren_tot: date | None = Field(default=None, alias="Bewaren tot")
     status_activiteit: str = Field(default="", alias="Status activiteit")
 
+    @classmethod
+    def read_from_sheet(cls, values: dict[str, object]) -> SharedRow:
+        """A row as read from a workbook, unvalidated (a hand-typed value stays as typed):
+        what ``model_construct`` makes, without its per-field lookups, since a workbook
+        read makes thousands. ``values`` holds every field by name."""
+        row = cls.__new__(cls)
+        object.__setattr__(row, "__dict__", values)
+        object.__setattr__(row, "__pydantic_fields_set__", set(values))
+        object.__setattr__(row, "__pydantic_extra__", None)
+        object.__setattr__(row, "__pydantic_private__", None)
+        return row
+
     def cells(self) -> tuple[object, ...]:
         """The values in COLUMNS order."""
         return tuple(getattr(self, name) for name in FIELD_NAMES)

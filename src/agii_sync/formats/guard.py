@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..domain.row import COLUMNS, STATUS_COLUMN
-from .sheet_xml import CELL, R_ATTR, column_letters
+from .sheet_xml import column_letters
 from .workbook_styles import only_formats_added
 from .xlsx_package import Package
 
@@ -43,14 +43,15 @@ def parts_outside_status(before: bytes, after: bytes, data_sheet: str) -> list[s
     return differing
 
 
-def _without_status(xml: bytes) -> bytes:
-    def drop(match: re.Match[bytes]) -> bytes:
-        ref = R_ATTR.search(match.group(1))
-        if ref and ref.group(2) == STATUS_LETTERS and int(ref.group(3)) > 1:
-            return b""
-        return match.group(0)
+STATUS_CELL = re.compile(
+    rb"<c\b[^>]*?\sr\s*=\s*[\"']" + STATUS_LETTERS + rb"([0-9]+)[\"'][^>]*?(?:/>|>.*?</c>)", re.S
+)
 
-    return CELL.sub(drop, xml)
+
+def _without_status(xml: bytes) -> bytes:
+    """The sheet with its status cells below the header cut out (a cell's attributes never
+    hold ``>``: Excel-compatible writers escape it)."""
+    return STATUS_CELL.sub(lambda m: b"" if int(m.group(1)) > 1 else m.group(0), xml)
 
 
 def _only_emptied(before: bytes, after: bytes) -> bool:

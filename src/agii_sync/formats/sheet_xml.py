@@ -22,9 +22,6 @@ from ..errors import LayoutError
 from .xlsx_package import escape, unescape
 
 MAX_ROW = 1048576
-ROW = re.compile(
-    rb"<row\b((?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*(/>|>(.*?)</row>)", re.S
-)
 CELL = re.compile(
     rb"<c\b((?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*(?:/>|>(.*?)</c>)", re.S
 )
@@ -144,12 +141,22 @@ class SheetScan:
         )
 
     def rows(self) -> Iterator[Row]:
-        number = 0
-        for match in ROW.finditer(self.xml, self.data_start, self.data_end):
-            found = R_ATTR.search(match.group(1))
+        """The ``<row>`` elements (a row's attributes never hold ``>``: Excel-compatible
+        writers escape it, and none of the row attributes is text)."""
+        xml, number = self.xml, 0
+        start = xml.find(b"<row", self.data_start, self.data_end)
+        while start >= 0:
+            tag_end = xml.index(b">", start) + 1
+            found = R_ATTR.search(xml, start, tag_end)
             number = int(found.group(3)) if found else number + 1
-            inner = match.span(3) if match.group(3) is not None else None
-            yield Row(number, match.start(), match.end(), inner)
+            if xml[tag_end - 2 : tag_end] == b"/>":
+                yield Row(number, start, tag_end, None)
+                end = tag_end
+            else:
+                close = xml.index(b"</row>", tag_end)
+                end = close + len(b"</row>")
+                yield Row(number, start, end, (tag_end, close))
+            start = xml.find(b"<row", end, self.data_end)
 
     def row_cells(self) -> Iterator[tuple[int, list[Cell]]]:
         """Every row's number and cells, in one regex pass when every cell has the common
@@ -161,21 +168,27 @@ class SheetScan:
                 yield row.number, self.cells(row)
             return
         number, cells = 0, []
+        strings = self.strings
         for letters, row, style, kind, value, inline in found:
             if int(row) != number:
                 if cells:
                     yield number, cells
                 number, cells = int(row), []
-            cells.append(self._fast(letters, style, kind, value, inline))
+            if kind == b"inlineStr":  # the usual cell: no call, no lookups
+                text = inline.decode() if inline and b"&" not in inline else unescape(inline)
+                cells.append(
+                    Cell(_column(letters), text, False, "s" if text else "", None, NO_SPAN)
+                )
+            elif kind == b"s" and value:
+                cells.append(Cell(_column(letters), strings[int(value)], False, "s", None, NO_SPAN))
+            else:
+                cells.append(self._fast(letters, style, kind, value))
         if cells:
             yield number, cells
 
-    def _fast(self, letters: bytes, style: bytes, kind: bytes, value: bytes, inline: bytes) -> Cell:
+    def _fast(self, letters: bytes, style: bytes, kind: bytes, value: bytes) -> Cell:
         column = _column(letters)
         style_id = int(style) if style else None
-        if kind == b"inlineStr":
-            text = unescape(inline) if inline else ""
-            return Cell(column, text, False, "s" if text else "", style_id, NO_SPAN)
         if not value:
             return Cell(column, None, False, "", style_id, NO_SPAN)
         return self._typed(column, kind.decode() or "n", value, style_id, NO_SPAN)

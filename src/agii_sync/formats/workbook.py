@@ -195,24 +195,29 @@ def _refuse_beyond_header(line: int, cells: list[ScannedCell]) -> None:
 def _read_rows(lines: Iterable[tuple[int, list[ScannedCell]]]) -> Iterable[SheetRow]:
     width = len(COLUMNS)
     for line, cells in lines:
-        _refuse_beyond_header(line, cells)
-        by_column = {c.column: c for c in cells if c.column <= width}
-        if all(c.value is None or c.value == "" for c in by_column.values()):
+        by_column: list[ScannedCell | None] = [None] * width
+        for cell in cells:
+            if cell.column <= width:
+                by_column[cell.column - 1] = cell
+            elif cell.value is not None and cell.value != "":
+                _refuse_beyond_header(line, [cell])
+        if all(c is None or c.value is None or c.value == "" for c in by_column):
             continue
-        values = {}
-        formulas = []
-        for number, (name, column) in enumerate(zip(FIELDS, COLUMNS, strict=True), start=1):
-            cell = by_column.get(number)
-            value = cell.value if cell is not None else None
+        values: dict[str, object] = {}
+        formulas: tuple[str, ...] = ()
+        for name, column, cell in zip(FIELDS, COLUMNS, by_column, strict=True):
+            value = None if cell is None else cell.value
             if cell is not None and cell.formula:
-                formulas.append(column)
-            values[name] = _date(value) if name == "bewaren_tot" else _text(value)
-        status = by_column.get(STATUS_INDEX + 1)
+                formulas += (column,)
+            if name == "bewaren_tot":
+                values[name] = _date(value)
+            else:
+                values[name] = value.strip() if type(value) is str else _text(value)
         yield SheetRow(
             line,
-            SharedRow.model_construct(**values),
-            tuple(formulas),
-            status_typed=_typed_as(status),
+            SharedRow.read_from_sheet(values),
+            formulas,
+            status_typed=_typed_as(by_column[STATUS_INDEX]),
         )
 
 

@@ -185,6 +185,8 @@ def _edit_sheet(
 
 def _updated_row(edit: _Edit, element, old: SharedRow, new: SharedRow, number: int) -> bytes:  # type: ignore[no-untyped-def]
     xml = edit.scan.xml
+    if old.__dict__ == new.__dict__:
+        return xml[element.start : element.end]
     changed = [
         i for i, name in enumerate(FIELD_NAMES, start=1) if getattr(old, name) != getattr(new, name)
     ]
