@@ -265,3 +265,24 @@ def test_a_person_removed_by_push_is_not_restored_later(workspace: Workspace) ->
     rows = {r["Rij-ID"]: r for r in workspace.rows(SPL)}
     assert rows[ids[0]]["Status activiteit"] is None  # came back as a new person
     assert {"row_id": ids[0], "reason": "added"} in site_lines(workspace)[-1]["rows"]
+
+
+def test_protection_and_drop_down_removed_by_hand_come_back(workspace: Workspace) -> None:
+    assert workspace.cli("push", str(workspace.export(PEOPLE))).exit_code == 0
+
+    def unprotect(book):  # type: ignore[no-untyped-def]
+        sheet = book["Inburgeraars"]
+        sheet.protection.sheet = False
+        sheet.data_validations.dataValidation = []
+
+    upload(workspace, resave(workspace.workbook_bytes(SPL), unprotect))
+    sheet = sheet_of(workspace.workbook_bytes(SPL))
+    assert not sheet.protection.sheet and not sheet.data_validations.dataValidation
+    more = [*PEOPLE, person(8, 0, attest_datum="2099-01-31")]
+    assert workspace.cli("push", str(workspace.export(more))).exit_code == 0
+    sheet = sheet_of(workspace.workbook_bytes(SPL))
+    assert sheet.protection.sheet
+    (validation,) = sheet.data_validations.dataValidation
+    assert str(validation.sqref) == "N2:N1048576"
+    assert "Activiteit gestart" in validation.formula1
+    assert sheet["N8"].protection.locked is False and sheet["B8"].protection.locked is True

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.row import COLUMNS, FIELD_NAMES, STATUS_COLUMN, SharedRow
 from ..errors import LayoutError
 from .sheet_xml import (
@@ -179,6 +180,7 @@ def _edit_sheet(
         biggest = max(biggest, first_new + len(appended) - 1)
     out.append(xml[cursor : scan.data_end])
     tail = _move_sheet_anchors(edit, xml[scan.data_end :], rows_map, rows_map.new_last)
+    tail = _keep_protection_and_drop_down(tail)
     head = _dimension(b"".join(out), biggest)
     return head + tail, None if rows_map.identity else rows_map
 
@@ -249,6 +251,62 @@ def _dimension(xml: bytes, last: int) -> bytes:
     )
     tag += b"/>" if found.group(0).endswith(b"/>") else b">"
     return xml[: found.start()] + tag + xml[found.end() :]
+
+
+# -- the template's protection and drop-down ----------------------------------------------
+
+PROTECTION = (
+    b'<sheetProtection sheet="1" objects="0" scenarios="0" formatColumns="0" autoFilter="0" '
+    b'sort="0" selectLockedCells="0" selectUnlockedCells="0" formatCells="1" formatRows="1" '
+    b'insertColumns="1" insertRows="1" insertHyperlinks="1" deleteColumns="1" deleteRows="1" '
+    b'pivotTables="1"/>'
+)
+# Elements a worksheet may have after its data validations (ECMA-376 Part 1, CT_Worksheet).
+AFTER_VALIDATIONS = re.compile(
+    rb"<(hyperlinks|printOptions|pageMargins|pageSetup|headerFooter|rowBreaks|colBreaks|"
+    rb"customProperties|cellWatches|ignoredErrors|smartTags|drawing|legacyDrawing|"
+    rb"legacyDrawingHF|drawingHF|picture|oleObjects|controls|webPublishItems|tableParts|"
+    rb"extLst)\b|</worksheet>"
+)
+
+
+def _status_validation() -> bytes:
+    listed = escape_attr(",".join(ACTIVITY_STATUSES))
+    letter = column_letters(STATUS_NUMBER)
+    return (
+        f'<dataValidation type="list" errorStyle="warning" allowBlank="1" '
+        f'showInputMessage="1" showErrorMessage="1" errorTitle="Status activiteit" '
+        f'error="Deze waarde staat niet in de lijst. Toch bewaren?" '
+        f'promptTitle="Status activiteit" prompt="Kies een status uit de lijst." '
+        f'sqref="{letter}2:{letter}1048576"><formula1>&quot;{listed}&quot;</formula1>'
+        "</dataValidation>"
+    ).encode()
+
+
+def _keep_protection_and_drop_down(tail: bytes) -> bytes:
+    """Sheet protection and the status drop-down back if someone removed them, so every
+    status cell stays writable and every other cell locked, however many rows there are."""
+    existing = re.search(rb"<sheetProtection\b[^>]*>", tail)
+    if existing and attr_value(existing.group(0), b"sheet") not in ("1", "true"):
+        tail = tail[: existing.start()] + tail[existing.end() :]  # off: put ours back
+        existing = None
+    if existing is None:
+        at = tail.index(b"</sheetData>") + len(b"</sheetData>") if b"</sheetData>" in tail else 0
+        calc = re.match(rb"\s*<sheetCalcPr\b[^>]*/>", tail[at:])
+        at += calc.end() if calc else 0
+        tail = tail[:at] + PROTECTION + tail[at:]
+    letter = column_letters(STATUS_NUMBER).encode()
+    covers = re.compile(rb"<dataValidation\b[^>]*\ssqref=\"[^\"]*\b" + letter + rb"2\b")
+    if covers.search(tail):
+        return tail
+    block = re.search(rb"<dataValidations\b[^>]*>", tail)
+    if block is not None:
+        tail = tail[: block.end()] + _status_validation() + tail[block.end() :]
+        return _recount(tail, b"dataValidations")
+    at = AFTER_VALIDATIONS.search(tail)
+    where = at.start() if at else len(tail)
+    element = b'<dataValidations count="1">' + _status_validation() + b"</dataValidations>"
+    return tail[:where] + element + tail[where:]
 
 
 # -- what is anchored to rows inside the sheet part ---------------------------------------
