@@ -175,6 +175,7 @@ class Run:
         create_missing: bool = True,
         repair: bool = True,
         memory: str | None = None,
+        status_only: bool = False,
     ) -> SiteOutcome:
         """Read the workbook, plan, and write the result if the plan changes anything.
 
@@ -184,7 +185,7 @@ class Run:
         outcome = SiteOutcome(municipality.id)
         try:
             outcome = self._update(
-                site, municipality, outcome, make_plan, guard, create_missing, repair
+                site, municipality, outcome, make_plan, guard, create_missing, repair, status_only
             )
         except AgiiError as error:
             error.outcome = outcome  # the audit line keeps the ETag read
@@ -210,12 +211,13 @@ class Run:
         guard: Guard | None,
         create_missing: bool,
         repair: bool,
+        status_only: bool,
     ) -> SiteOutcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             outcome.attempts = attempt
             snapshot = site.read()
             outcome.etag_before = outcome.etag_before or snapshot.etag
-            loaded = self.load(snapshot)
+            loaded = self.load(snapshot, status_only=status_only)
             if loaded is None and not create_missing:
                 return outcome
             plan = make_plan(loaded)
@@ -258,10 +260,13 @@ class Run:
         assert self.audit is not None
         return self.audit.begin_write(self._event(outcome, plan, rows=True))
 
-    def load(self, snapshot: Snapshot) -> workbook.LoadedWorkbook | None:
+    def load(
+        self, snapshot: Snapshot, *, status_only: bool = False
+    ) -> workbook.LoadedWorkbook | None:
         if snapshot.content is None:
             return None
-        return self.processes.call(workbook.load, snapshot.content, self.config.workbook.sheet)
+        sheet = self.config.workbook.sheet
+        return self.processes.call(workbook.load, snapshot.content, sheet, status_only=status_only)
 
     def _render(
         self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, restore: bool

@@ -33,7 +33,7 @@ def parts_outside_status(before: bytes, after: bytes, data_sheet: str) -> list[s
         was, now = old.read(name), new.read(name)
         if was == now:
             continue
-        if name == sheet_part and _without_status(was) == _without_status(now):
+        if name == sheet_part and _same_but_status(was, now):
             continue
         if name == strings and _only_emptied(was, now):
             continue
@@ -48,10 +48,24 @@ STATUS_CELL = re.compile(
 )
 
 
-def _without_status(xml: bytes) -> bytes:
-    """The sheet with its status cells below the header cut out (a cell's attributes never
-    hold ``>``: Excel-compatible writers escape it)."""
-    return STATUS_CELL.sub(lambda m: b"" if int(m.group(1)) > 1 else m.group(0), xml)
+# The same, for cells whose r attribute comes first (as Excel-compatible writers put it):
+# a literal start the regex engine finds fast.
+STATUS_CELL_R_FIRST = re.compile(
+    rb'<c r="' + STATUS_LETTERS + rb'([0-9]+)"[^>]*?(?:/>|>.*?</c>)', re.S
+)
+
+
+def _same_but_status(before: bytes, after: bytes) -> bool:
+    """Whether the sheets are the same with their status cells below the header cut out (a
+    cell's attributes never hold ``>``: Excel-compatible writers escape it)."""
+    for pattern in (STATUS_CELL_R_FIRST, STATUS_CELL):
+
+        def cut(xml: bytes, pattern: re.Pattern[bytes] = pattern) -> bytes:
+            return pattern.sub(lambda m: b"" if int(m.group(1)) > 1 else m.group(0), xml)
+
+        if cut(before) == cut(after):
+            return True
+    return False
 
 
 def _only_emptied(before: bytes, after: bytes) -> bool:

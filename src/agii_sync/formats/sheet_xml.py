@@ -38,7 +38,7 @@ SHEET_DATA = re.compile(rb"<sheetData\b[^>]*?(/>|>)")
 def refuse_unparsable(xml: bytes, what: str) -> None:
     """Refuse XML the row scan cannot read soundly (see the module's docstring)."""
     start = xml.find(b"<", xml.find(b"?>") + 2 if xml.startswith(b"<?xml") else 0)
-    if b"<!" in xml or b"<?" in xml[start:] or xml[start + 1 : start + 2] in (b"", b"/"):
+    if b"<!" in xml or xml.find(b"<?", start) >= 0 or xml[start + 1 : start + 2] in (b"", b"/"):
         raise LayoutError(
             f"the {what} holds XML that agii-sync does not edit (a DTD, comment or CDATA)",
             hint="open the workbook in Excel and save it again",
@@ -113,6 +113,12 @@ FAST_CELL = re.compile(
     rb"(?:/>|>(?:<v>([^<]*)</v>|<is><t(?: xml:space=\"preserve\")?(?:/>|>([^<]*)</t>)</is>)?</c>)"
 )
 ANY_CELL_START = re.compile(rb"<c[\s/>]")
+VALUED_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]{1,7})"[^>]*?>(?:<v>|<is>)')
+VALUED_BEYOND_N = re.compile(rb'<c r="(?:[O-Z]|[A-Z]{2,3})[0-9]{1,7}"[^>]*?>(?:<v>|<is>)')
+
+
+def fast_cells_of(letters: bytes) -> re.Pattern[bytes]:
+    return re.compile(FAST_CELL.pattern.replace(b"([A-Z]{1,3})", b"(" + letters + b")", 1))
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,46 @@ class SheetScan:
                 end = close + len(b"</row>")
                 yield Row(number, start, end, (tag_end, close))
             start = xml.find(b"<row", end, self.data_end)
+
+    def columns_only(self, columns: tuple[bytes, ...]) -> dict[int, dict[bytes, Cell]] | None:
+        """The cells of a few columns (by letter) of every row that holds a value, without
+        reading the others; None when the sheet is not of the usual shape (a formula, a
+        value right of column N, a cell written differently), so the caller reads it all."""
+        data = self.xml[self.data_start : self.data_end]
+        if b"<f" in data or VALUED_BEYOND_N.search(data):
+            return None
+        if len(ANY_CELL_START.findall(data)) != data.count(b'<c r="'):
+            return None  # a cell without r, or with r not first
+        rows: dict[int, dict[bytes, Cell]] = {int(n): {} for n in VALUED_ROW.findall(data)}
+        for letters in columns:
+            found = fast_cells_of(letters).findall(data)
+            if len(found) != len(re.findall(rb'<c r="' + letters + rb"[0-9]", data)):
+                return None
+            for _, row, style, kind, value, inline in found:
+                rows.setdefault(int(row), {})[letters] = self._fast_cell(
+                    letters, style, kind, value, inline
+                )
+        return rows
+
+    def _fast_cell(
+        self, letters: bytes, style: bytes, kind: bytes, value: bytes, inline: bytes
+    ) -> Cell:
+        if kind == b"inlineStr":
+            text = unescape(inline) if inline else ""
+            return Cell(_column(letters), text, False, "s" if text else "", None, NO_SPAN)
+        return self._fast(letters, style, kind, value)
+
+    def row_numbered(self, number: int) -> Row | None:
+        """The ``<row>`` element with this number, found by its ``r`` attribute written
+        first (as Excel-compatible writers do); None if it is not found that way."""
+        start = self.xml.find(b'<row r="%d"' % number, self.data_start, self.data_end)
+        if start < 0:
+            return None
+        tag_end = self.xml.index(b">", start) + 1
+        if self.xml[tag_end - 2 : tag_end] == b"/>":
+            return Row(number, start, tag_end, None)
+        close = self.xml.index(b"</row>", tag_end)
+        return Row(number, start, close + len(b"</row>"), (tag_end, close))
 
     def row_cells(self) -> Iterator[tuple[int, list[Cell]]]:
         """Every row's number and cells, in one regex pass when every cell has the common

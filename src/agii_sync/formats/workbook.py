@@ -124,9 +124,11 @@ def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[obje
     return values
 
 
-def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
+def load(content: bytes, sheet_name: str, *, status_only: bool = False) -> LoadedWorkbook:
     """Read a workbook's rows from its bytes with a streamed scan of the data sheet's XML;
-    raise LayoutError if it is not in the expected layout."""
+    raise LayoutError if it is not in the expected layout. ``status_only``: only each row's
+    Rij-ID and status are read (the other fields are empty), for commands that need no more
+    (status-update, pull-status); a sheet not of the usual shape is read in full."""
     package = Package(content)
     sheets = package.sheets()
     names = [s.name for s in sheets]
@@ -144,6 +146,12 @@ def load(content: bytes, sheet_name: str) -> LoadedWorkbook:
         read_styles(package.read(styles_part) if styles_part else None),
         package.date1904,
     )
+    narrow = _status_rows(scan) if status_only else None
+    if narrow is not None:
+        rows = narrow
+        return LoadedWorkbook(
+            content, sheet_name, names, rows, _key_check(package), hostile_content(package)
+        )
     lines = scan.row_cells()
     header = next(lines, (1, []))
     if header[0] != 1:
@@ -166,6 +174,31 @@ def _open(content: bytes) -> Workbook:
         raise LayoutError(
             f"the workbook on the site cannot be read as XLSX ({exc.__class__.__name__})"
         ) from None
+
+
+KEY_LETTER, STATUS_LETTER = b"A", get_column_letter(STATUS_INDEX + 1).encode()
+EMPTY_FIELDS = {name: "" for name in FIELDS} | {"bewaren_tot": None}
+
+
+def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
+    found = scan.columns_only((KEY_LETTER, STATUS_LETTER))
+    if found is None:
+        return None
+    first = scan.row_numbered(1)
+    _check_header(scan.cells(first) if first is not None else [])
+    rows = []
+    for number in sorted(found):
+        if number == 1:
+            continue
+        cells = found[number]
+        key, status = cells.get(KEY_LETTER), cells.get(STATUS_LETTER)
+        values = dict(EMPTY_FIELDS)
+        values["rij_id"] = _text(key.value if key else None)
+        values["status_activiteit"] = _text(status.value if status else None)
+        rows.append(
+            SheetRow(number, SharedRow.read_from_sheet(values), status_typed=_typed_as(status))
+        )
+    return rows
 
 
 def _check_header(cells: list[ScannedCell]) -> None:

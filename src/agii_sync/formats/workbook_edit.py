@@ -132,6 +132,9 @@ def _open(package: Package, sheet_name: str) -> _Edit:
 def _edit_sheet(
     edit: _Edit, current: dict[int, SharedRow], rows: list[SharedRow]
 ) -> tuple[bytes, RowMap | None]:
+    in_place = _edit_in_place(edit, current, rows)
+    if in_place is not None:
+        return in_place, None
     scan = edit.scan
     xml = scan.xml
     wanted = {row.rij_id: row for row in rows}
@@ -183,6 +186,35 @@ def _edit_sheet(
     tail = _keep_protection_and_drop_down(tail)
     head = _dimension(b"".join(out), biggest)
     return head + tail, None if rows_map.identity else rows_map
+
+
+def _edit_in_place(
+    edit: _Edit, current: dict[int, SharedRow], rows: list[SharedRow]
+) -> bytes | None:
+    """When the same people stay in the same order (a status-update, a push that only
+    updates), only the rows whose values changed are touched: found by their number, no
+    walk over the others. None when rows move (or a row is not where its number says)."""
+    numbers = sorted(current)
+    if [current[n].rij_id for n in numbers] != [row.rij_id for row in rows]:
+        return None
+    changed = [
+        (n, row)
+        for n, row in zip(numbers, rows, strict=True)
+        if current[n].__dict__ != row.__dict__
+    ]
+    scan, xml = edit.scan, edit.scan.xml
+    out, cursor = [], 0
+    for number, row in changed:
+        element = scan.row_numbered(number)
+        if element is None or element.inner is None:
+            return None
+        out += [
+            xml[cursor : element.start],
+            _updated_row(edit, element, current[number], row, number),
+        ]
+        cursor = element.end
+    out.append(xml[cursor:])
+    return b"".join(out)
 
 
 def _updated_row(edit: _Edit, element, old: SharedRow, new: SharedRow, number: int) -> bytes:  # type: ignore[no-untyped-def]

@@ -62,7 +62,7 @@ def _pull_site(
     outcome = SiteOutcome(m.id)
     snapshot = run.site(m).read()
     outcome.etag_before = outcome.etag_after = snapshot.etag
-    loaded = run.load(snapshot)
+    loaded = run.load(snapshot, status_only=True)
     refuse_another_secret(m, loaded, run.key_check)
     rows = loaded.shared_rows if loaded else []
     outcome.audited_rows = len(rows)

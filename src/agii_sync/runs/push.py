@@ -192,9 +192,7 @@ def push_site(
         rows, rejected = wanted()
         desired[:] = rows
         remembered = run.memory.read(m.id)
-        plan = plan_push(
-            current, rows, today=run.today, keep=rejected.keep, remembered=remembered
-        )
+        plan = plan_push(current, rows, today=run.today, keep=rejected.keep, remembered=remembered)
         _refuse_unaccounted_removals(m, plan, current, rejected)
         _check_delete_limit(m, plan, limit)
         _guard_plan(m, current, plan)

@@ -126,7 +126,13 @@ def status_update(
             )
 
     outcome = run.update_workbook(
-        m, make_plan, guard=guard, create_missing=False, repair=False, memory="merge"
+        m,
+        make_plan,
+        guard=guard,
+        create_missing=False,
+        repair=False,
+        memory="merge",
+        status_only=True,
     )
     if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
         raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
