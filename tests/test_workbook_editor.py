@@ -286,3 +286,27 @@ def test_protection_and_drop_down_removed_by_hand_come_back(workspace: Workspace
     assert str(validation.sqref) == "N2:N1048576"
     assert "Activiteit gestart" in validation.formula1
     assert sheet["N8"].protection.locked is False and sheet["B8"].protection.locked is True
+
+
+def test_the_status_only_read_agrees_with_the_full_read(
+    workspace: Workspace, handmade: list[str]
+) -> None:
+    from agii_sync.formats.workbook import load
+
+    def typed(book):  # type: ignore[no-untyped-def]
+        book["Inburgeraars"]["N4"] = 7
+        book["Inburgeraars"]["N6"] = " Gecontacteerd"
+
+    for content in (workspace.workbook_bytes(SPL), resave(workspace.workbook_bytes(SPL), typed)):
+        full, narrow = (
+            load(content, "Inburgeraars"),
+            load(content, "Inburgeraars", status_only=True),
+        )
+
+        def seen(rows):  # type: ignore[no-untyped-def]
+            return [
+                (r.sheet_row, r.row.rij_id, r.row.status_activiteit, r.status_typed) for r in rows
+            ]
+
+        assert seen(narrow.rows) == seen(full.rows)
+        assert narrow.rows[0].row.naam == ""  # the narrow read really skipped the rest

@@ -155,19 +155,24 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("AGII_SYNC_ROWKEY_SECRET", "benchmark-secret")
+    if args.repeat:
+        ratios(args.people, args.repeat)
+    if args.scale:
+        scale(args.scale)
+    return 0
+
+
+def ratios(people: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(tmp), args.people)
-        for i in range(1, args.repeat + 1):
+        bench = Bench(Path(tmp), people)
+        for i in range(1, repeat + 1):
             bench.round(i, first=True)
-    print(f"{args.people} people, one folder site, {args.repeat} rounds: median (min-max)")
+    print(f"{people} people, one folder site, {repeat} rounds: median (min-max)")
     for name, goal in GOALS.items():
         ratio = bench.ratios[name]
         met = "met" if statistics.median(ratio) <= goal else "NOT met"
         took = spread(bench.times[name], " s")
         print(f"{name:<26} {took}  ratio {spread(ratio)}  goal <= {goal} {met}")
-    if args.scale:
-        scale(args.scale)
-    return 0
 
 
 if __name__ == "__main__":

@@ -182,10 +182,10 @@ EMPTY_FIELDS = {name: "" for name in FIELDS} | {"bewaren_tot": None}
 
 def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
     found = scan.columns_only((KEY_LETTER, STATUS_LETTER))
-    if found is None:
-        return None
     first = scan.row_numbered(1)
-    _check_header(scan.cells(first) if first is not None else [])
+    if found is None or first is None:
+        return None
+    _check_header(scan.cells(first))
     rows = []
     for number in sorted(found):
         if number == 1:
