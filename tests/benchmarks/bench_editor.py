@@ -60,6 +60,7 @@ class Bench:
         self.root = root
         self.config = root / "agii-sync.toml"
         self.config.write_text(CONFIG, encoding="utf-8")
+        (root / "sites/mechelen").mkdir(parents=True)
         self.rows = write_synthetic_export(
             root / "export0.csv",
             load_config(self.config).municipalities,
@@ -135,6 +136,7 @@ def scale(people: int) -> None:
         root = Path(tmp)
         config = root / "agii-sync.toml"
         config.write_text(CONFIG, encoding="utf-8")
+        (root / "sites/mechelen").mkdir(parents=True)
         rows = write_synthetic_export(
             root / "e0.csv", load_config(config).municipalities, people, seed=2, extra_columns=False
         )
