@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from agii_sync.config import load_config
 from agii_sync.engine import Run
 from agii_sync.runs.status import StatusEdit, status_update
 from agii_sync.sites.factory import SiteOpener
+from fixtures.handmade import libreoffice_convert
 from fixtures.workspace import MUNICIPALITIES, Workspace, person
 
 SPL = MUNICIPALITIES[0]["id"]
@@ -333,31 +331,9 @@ def test_rows_without_export_match_are_counted(workspace: Workspace) -> None:
 def test_a_workbook_resaved_by_libreoffice_still_updates(
     workspace: Workspace, pushed: list[str], tmp_path: Path
 ) -> None:
-    if shutil.which("soffice") is None:
-        if os.environ.get("AGII_REQUIRE_LIBREOFFICE"):
-            pytest.fail("LibreOffice (soffice) is required here but not installed")
-        pytest.skip("LibreOffice (soffice) not installed")
-    original = tmp_path / "lo" / "inburgeraars.xlsx"
-    original.parent.mkdir()
-    original.write_bytes(workspace.workbook_bytes(SPL))
-    outdir = tmp_path / "lo" / "out"
-    subprocess.run(
-        [
-            "soffice",
-            "--headless",
-            f"-env:UserInstallation=file://{tmp_path}/lo-profile",
-            "--convert-to",
-            "xlsx",
-            "--outdir",
-            str(outdir),
-            str(original),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    resaved = libreoffice_convert(workspace.workbook_bytes(SPL), tmp_path, "xlsx")
     site = workspace.site(SPL)
-    site.write((outdir / "inburgeraars.xlsx").read_bytes(), site.read().etag)
+    site.write(resaved, site.read().etag)
     before = all_cells(workspace.workbook_bytes(SPL))
     result = workspace.cli("status-update", "--site", SPL, pushed[1], "Activiteit gestart")
     assert result.exit_code == 0, result.output
