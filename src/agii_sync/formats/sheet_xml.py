@@ -213,7 +213,7 @@ class SheetScan:
             for row in self.rows():
                 yield row.number, self.cells(row)
             return
-        number, cells = 0, []
+        number, cells = 0, list[Cell]()
         strings = self.strings
         for letters, row, style, kind, value, inline in found:
             if int(row) != number:
@@ -390,6 +390,7 @@ def shift_ref(ref: str, rows: RowMap, *, grow_to: int | None = None) -> str | No
     if not all(points) or len(parts) > 2:
         return ref  # whole columns (N:N) or something we do not move
     top, bottom = int(points[0].group(4)), int(points[-1].group(4))  # type: ignore[union-attr]
+    new: tuple[int, int] | None = None
     if grow_to is not None and top == 1 and len(parts) == 2:
         new = (1, max(grow_to, 2))
     else:

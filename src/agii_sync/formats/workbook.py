@@ -192,7 +192,7 @@ def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
             continue
         cells = found[number]
         key, status = cells.get(KEY_LETTER), cells.get(STATUS_LETTER)
-        values = dict(EMPTY_FIELDS)
+        values: dict[str, object] = dict(EMPTY_FIELDS)
         values["rij_id"] = _text(key.value if key else None)
         values["status_activiteit"] = _text(status.value if status else None)
         rows.append(
@@ -238,9 +238,9 @@ def _read_rows(lines: Iterable[tuple[int, list[ScannedCell]]]) -> Iterable[Sheet
             continue
         values: dict[str, object] = {}
         formulas: tuple[str, ...] = ()
-        for name, column, cell in zip(FIELDS, COLUMNS, by_column, strict=True):
-            value = None if cell is None else cell.value
-            if cell is not None and cell.formula:
+        for name, column, found in zip(FIELDS, COLUMNS, by_column, strict=True):
+            value = None if found is None else found.value
+            if found is not None and found.formula:
                 formulas += (column,)
             if name == "bewaren_tot":
                 values[name] = _date(value)

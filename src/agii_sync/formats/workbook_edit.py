@@ -335,8 +335,8 @@ def _keep_protection_and_drop_down(tail: bytes) -> bytes:
     if block is not None:
         tail = tail[: block.end()] + _status_validation() + tail[block.end() :]
         return _recount(tail, b"dataValidations")
-    at = AFTER_VALIDATIONS.search(tail)
-    where = at.start() if at else len(tail)
+    after = AFTER_VALIDATIONS.search(tail)
+    where = after.start() if after else len(tail)
     element = b'<dataValidations count="1">' + _status_validation() + b"</dataValidations>"
     return tail[:where] + element + tail[where:]
 
