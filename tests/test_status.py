@@ -85,7 +85,8 @@ def test_from_file_sets_many_and_dry_run_shows_old_to_new(
         ("ZZZZZ-ZZZZZ;Gecontacteerd", "unknown_row_id"),
         ("{id};Gecontacteerd", "duplicate_row_id"),
         ("Jan Peeters;Gecontacteerd", "invalid_row_id"),
-        ("{id};", "missing_value"),  # an empty cell does not clear: 'leeg' does
+        (";Gecontacteerd", "missing_value"),  # a status for no Rij-ID
+        ("{id}x;Gecontacteerd", "invalid_row_id"),  # eleven symbols
     ],
 )
 def test_an_invalid_line_leaves_the_workbook_byte_identical(

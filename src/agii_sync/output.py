@@ -74,6 +74,12 @@ class Output:
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    def binary(self, data: bytes) -> None:
+        """A file's bytes for a redirected stdout (``list --format xlsx > f.xlsx``)."""
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
     # -- messages on stderr --------------------------------------------------------------
 
     def info(self, text: str) -> None:

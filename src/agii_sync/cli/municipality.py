@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from ..domain.row import COLUMNS
 from ..engine import Run, worst
 from ..errors import DataRejected, ExitCode, UsageError
-from ..formats.csv_out import csv_text
+from ..formats.people import people_doc, people_file, people_text_csv, people_values
 from ..formats.status_file import read_status_file
 from ..runlock import run_lock
 from ..runs.listing import ListFilter, list_site
@@ -43,20 +44,25 @@ def status_update(
 
     def work(state: State) -> ExitCode:
         raw = _status_lines(row_id, status, from_file)
-        edits, problems = parse_edits(raw)
+        lines = parse_edits(raw, blank_is_no_change=from_file is not None)
         config = state.config()
         m = config.by_id(site)
         run = Run(config, "status-update", state.today(), dry_run=dry_run)
         with run_lock(config.lock_file):
             outcomes = run.for_each_site(
-                [m], lambda mm: run_status_update(run, mm, edits, problems)
+                [m],
+                lambda mm: run_status_update(
+                    run, mm, lines.edits, lines.problems, blank_lines=lines.blank
+                ),
             )
         if isinstance(outcomes[0].error, DataRejected):
             raise outcomes[0].error  # the lines are wrong, not the site: one error document
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
         extra = {"dry_run": dry_run}
-        return render.sites(state.output, "status-update", outcomes, show_changes=True, extra=extra)
+        code = render.sites(state.output, "status-update", outcomes, show_changes=True, extra=extra)
+        render.status_lines(state.output, outcomes[0], dry_run=dry_run)
+        return code
 
     execute(ctx, work)
 
@@ -88,14 +94,20 @@ def list_people(
     min_dutch: Annotated[
         str | None, typer.Option("--min-dutch", help="At least this CEFR level (A1..C2).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or xlsx.")] = "table",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the csv, json or xlsx to this file, not to stdout."),
+    ] = None,
 ) -> None:
     """Show the people on a site, filtered, to match them with activities. The read is
-    recorded in the audit trail (who, when, how many rows)."""
+    recorded in the audit trail (who, when, how many rows). A csv or xlsx list, with statuses
+    filled in, is what `status-update --from` takes back (blank statuses change nothing)."""
 
     def work(state: State) -> ExitCode:
-        if fmt not in ("table", "csv", "json"):
-            raise UsageError("--format must be table, csv or json")
+        if fmt not in LIST_FORMATS:
+            raise UsageError("--format must be table, csv, json or xlsx")
+        _refuse_xlsx_to_screen(state, fmt, out)
         keep = ListFilter.parse(status, interest or [], min_dutch)
         config = state.config()
         run = Run(config, "list", state.today())
@@ -109,34 +121,56 @@ def list_people(
         outcomes = run.for_each_site([config.by_id(site)], one)
         if outcomes[0].error is not None:
             raise outcomes[0].error
-        _print_people(state, found, "json" if state.json_mode else fmt)
+        if out is not None:
+            _write_people(state, config, found, fmt, out)
+        elif fmt == "xlsx":
+            state.output.binary(_people_file(config, found, fmt))
+        else:
+            _print_people(state, found, "json" if state.json_mode else fmt)
         return worst(outcomes)
 
     execute(ctx, work)
 
 
-def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-untyped-def]
-    values = [[_cell(v) for v in row.cells()] for row in rows]
-    if fmt == "json":
+LIST_FORMATS = ("table", "csv", "json", "xlsx")
+
+
+def _refuse_xlsx_to_screen(state: State, fmt: str, out: Path | None) -> None:
+    if fmt == "xlsx" and out is None and (state.json_mode or sys.stdout.isatty()):
+        raise UsageError("--format xlsx needs --out FILE.xlsx (or stdout redirected to a file)")
+    if out is not None and fmt == "table":
+        raise UsageError("--out takes --format csv, json or xlsx")
+    if out is not None and out.is_dir():
+        raise UsageError(f"--out {out} is a folder")
+
+
+def _write_people(state: State, config, rows, fmt: str, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """The list in a file (it holds personal data: the user chose where it goes)."""
+    try:
+        out.write_bytes(_people_file(config, rows, fmt))
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write it ({type(exc).__name__})") from None
+    if state.json_mode:
         state.output.document(
-            {
-                "command": "list",
-                "exit_code": 0,
-                "count": len(values),
-                "people": [dict(zip(COLUMNS, v, strict=True)) for v in values],
-            }
+            {"command": "list", "exit_code": 0, "count": len(rows), "format": fmt, "out": str(out)}
         )
-    elif fmt == "csv":
-        state.output.raw(csv_text(COLUMNS, values, newline="\n"))
     else:
-        state.output.table(None, COLUMNS, values)
-        state.output.info(f"{len(values)} people")
+        state.output.info(f"wrote {len(rows)} people to {out}")
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+def _people_file(config, rows, fmt: str) -> bytes:  # type: ignore[no-untyped-def]
+    sheet, months = config.workbook.sheet, config.agii.retention_months
+    return people_file(rows, fmt, sheet=sheet, retention_months=months)
+
+
+def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    if fmt == "json":
+        state.output.document({"command": "list", "exit_code": 0, **people_doc(rows)})
+    elif fmt == "csv":
+        state.output.raw(people_text_csv(rows))
+    else:
+        state.output.table(None, COLUMNS, people_values(rows))
+        state.output.info(f"{len(rows)} people")
 
 
 @app.command("pull-status")

@@ -127,6 +127,18 @@ def outcomes(out: Output, items: list[SiteOutcome], *, show_changes: bool) -> No
             out.error(o.error, site=o.site)
 
 
+def status_lines(out: Output, outcome: SiteOutcome, *, dry_run: bool) -> None:
+    """How many lines of a status-update changed a status, changed nothing, had a problem."""
+    if out.json_mode or "lines_changed" not in outcome.details:
+        return
+    changed = outcome.details["lines_changed"]
+    verb = "would change" if dry_run else "changed"
+    out.info(
+        f"{outcome.site}: {changed} line(s) {verb} a status, "
+        f"{outcome.details['lines_unchanged']} unchanged, 0 with problems"
+    )
+
+
 def change_line(change: Any) -> str:
     mark = MARKS.get(change.reason, "-")
     text = f"{mark} {change.row_id or '(no Rij-ID)'} {change.reason}"

@@ -37,6 +37,19 @@ def is_row_id(text: str) -> bool:
     return re.fullmatch(ROW_ID_PATTERN, text) is not None
 
 
+# Crockford base32 as it is meant to be read (https://www.crockford.com/base32.html): any case,
+# O for 0, I and L for 1, hyphens anywhere ignored.
+_TYPED_FOR = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None})
+
+
+def read_row_id(text: str) -> str | None:
+    """The Rij-ID a person meant by ``text``, as ``XXXXX-XXXXX``, or None when it is not one:
+    ``7k3qzm9x2o`` and ``7K3QZ-M9X20`` both mean ``7K3QZ-M9X20``."""
+    symbols = text.strip().upper().translate(_TYPED_FOR)
+    canonical = f"{symbols[:5]}-{symbols[5:]}"
+    return canonical if len(symbols) == 10 and is_row_id(canonical) else None
+
+
 class SharedRow(BaseModel):
     """A row of the data sheet. Every field is what the cell shows; AgII owns all fields except
     ``status_activiteit``. Values are plain text (never formulas) except ``bewaren_tot``."""

@@ -10,13 +10,13 @@ else set meanwhile to a third value is a conflict, reported and left alone.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import Municipality
-from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
 from ..domain.plan import Plan, plan_status
 from ..domain.problems import Problem, ProblemCode, Severity
-from ..domain.row import is_row_id
+from ..domain.row import read_row_id
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import DataRejected, SafetyStop, UsageError
 from ..formats.guard import parts_outside_status
@@ -29,7 +29,18 @@ EMPTY_STATUS = "empty; write 'leeg' to clear a status"
 class StatusEdit:
     line: int | None  # line in the --from file; None for the command-line pair
     row_id: str
-    status: str
+    status: str | None  # a list value, "" to clear; None: not in the list (see ``typed``)
+    typed: str = field(default="", repr=False)  # as written; compared, never shown
+
+    def keeps(self, current: str) -> bool:
+        """True when this line asks for what the workbook already holds: no change. A status
+        outside the list counts when it is the workbook's own (as ``list`` wrote it out)."""
+        if self.status is not None:
+            return current == self.status
+        typed = self.typed.strip()
+        return typed == current.strip() or (
+            typed.startswith("'") and is_formula_like(current) and typed[1:] == current.strip()
+        )
 
 
 def match_status(text: str) -> str | None:
@@ -49,38 +60,70 @@ def suggest_status(text: str) -> str | None:
     return lowered[close[0]] if close else None
 
 
-def parse_edits(raw: list[tuple[int | None, str, str]]) -> tuple[list[StatusEdit], list[Problem]]:
-    """Validate (line, row_id, status) triples: a Rij-ID, a known status, each row ID once. An
-    empty status is a problem: clearing takes 'leeg'. What is not a Rij-ID is never repeated
-    in a message (it may be a name typed in that column)."""
-    edits, problems, seen = [], [], {}
-    for line, row_id, status in raw:
-        row_id = row_id.strip().upper()
-        matched = match_status(status)
-        if not row_id:
-            problems.append(_problem(line, "Rij-ID", ProblemCode.MISSING_VALUE, "empty"))
-        elif not is_row_id(row_id):
-            message = "not a Rij-ID (five and five letters/digits, e.g. 7K3QZ-M9X2A)"
-            problems.append(_problem(line, "Rij-ID", "invalid_row_id", message))
-            row_id = ""
+@dataclass
+class StatusLines:
+    """What the status lines ask for: valid edits, the problems, and blank lines (no change)."""
+
+    edits: list[StatusEdit]
+    problems: list[Problem]
+    blank: int = 0
+
+
+def parse_edits(
+    raw: list[tuple[int | None, str, str]], *, blank_is_no_change: bool = False
+) -> StatusLines:
+    """Validate (line, row_id, status) triples: a Rij-ID, each row ID once, a status. Whether
+    the status is in the list is checked against the workbook (``status_update``): a status
+    outside the list that the workbook already holds is no change, not a problem.
+
+    A blank status is no change when ``blank_is_no_change`` (a ``--from`` file, e.g. the output
+    of ``list`` with a few statuses filled in), else a problem (an empty ``$STATUS`` in a script
+    must not wipe a status); clearing takes 'leeg'. What is not a Rij-ID is never repeated in a
+    message (it may be a name typed in that column)."""
+    parsed = StatusLines([], [])
+    seen: dict[str, int | None] = {}
+    for line, typed_id, status in raw:
+        if blank_is_no_change and not status.strip():
+            parsed.blank += 1
+            continue
+        row_id = _row_id(line, typed_id, parsed.problems)
         if not status.strip():  # an empty $STATUS in a script must not wipe a status
-            problems.append(
+            parsed.problems.append(
                 _problem(line, "Status activiteit", ProblemCode.MISSING_VALUE, EMPTY_STATUS)
             )
-            matched = None
-        elif matched is None:
-            hint = suggest_status(status)
-            message = "not in the list of statuses" + (f"; did you mean {hint!r}?" if hint else "")
-            problems.append(_problem(line, "Status activiteit", "unknown_status", message))
         if row_id in seen:
-            problems.append(
+            parsed.problems.append(
                 _problem(line, "Rij-ID", "duplicate_row_id", f"also on line {seen[row_id]}")
             )
         if row_id:
             seen.setdefault(row_id, line)
-        if row_id and matched is not None:
-            edits.append(StatusEdit(line, row_id, matched))
-    return edits, problems
+        if not status.strip():
+            continue
+        edit = StatusEdit(line, row_id, match_status(status), status)
+        if row_id:
+            parsed.edits.append(edit)
+        elif edit.status is None:
+            parsed.problems.append(_unknown_status(edit))
+    return parsed
+
+
+def _row_id(line: int | None, typed: str, problems: list[Problem]) -> str:
+    """The canonical Rij-ID of ``typed``, or "" with a problem that does not repeat it."""
+    if not typed.strip():
+        problems.append(_problem(line, "Rij-ID", ProblemCode.MISSING_VALUE, "empty"))
+        return ""
+    row_id = read_row_id(typed)
+    if row_id is None:
+        message = "not a Rij-ID (five and five letters/digits, e.g. 7K3QZ-M9X2A)"
+        problems.append(_problem(line, "Rij-ID", "invalid_row_id", message))
+        return ""
+    return row_id
+
+
+def _unknown_status(edit: StatusEdit) -> Problem:
+    hint = suggest_status(edit.typed)
+    message = "not in the list of statuses" + (f"; did you mean {hint!r}?" if hint else "")
+    return _problem(edit.line, "Status activiteit", "unknown_status", message)
 
 
 def _problem(line: int | None, column: str, code: str, message: str) -> Problem:
@@ -88,25 +131,36 @@ def _problem(line: int | None, column: str, code: str, message: str) -> Problem:
 
 
 def status_update(
-    run: Run, m: Municipality, edits: list[StatusEdit], problems: list[Problem] | None = None
+    run: Run,
+    m: Municipality,
+    edits: list[StatusEdit],
+    problems: list[Problem] | None = None,
+    *,
+    blank_lines: int = 0,
 ) -> SiteOutcome:
     """Apply ``edits``. ``problems`` found in the input are reported together with the edits'
     row IDs that are not in the workbook, so one attempt lists everything; nothing is written
-    if there are any."""
+    if there are any. A line whose status is already in the workbook is no change: only the
+    others are applied (and checked for someone else's change meanwhile)."""
     base: dict[str, str] = {}
+    changing: list[StatusEdit] = []
     conflicts: list[str] = []
+    first_read = True
 
     def make_plan(loaded):  # type: ignore[no-untyped-def]
+        nonlocal first_read
         if loaded is None:
             raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
         refuse_unwritable(loaded, run.today)
         current = {row.rij_id: row.status_activiteit for row in loaded.shared_rows}
-        if not base:
+        if first_read:
             _refuse_bad_lines(edits, problems or [], current)
             base.update(current)
+            changing.extend(e for e in edits if not e.keeps(current[e.row_id]))
+            first_read = False
         conflicts.clear()
         wanted = {}
-        for edit in edits:
+        for edit in changing:
             now = current.get(edit.row_id)
             if now is None or (now != base[edit.row_id] and now != edit.status):
                 conflicts.append(edit.row_id)
@@ -136,6 +190,9 @@ def status_update(
     )
     if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
         raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
+    outcome.details["lines_changed"] = len(changing) - len(conflicts)
+    outcome.details["lines_unchanged"] = len(edits) - len(changing) + blank_lines
+    outcome.details["lines_with_problems"] = 0  # else DataRejected lists them
     if conflicts:
         outcome.details["conflicts"] = len(conflicts)
         outcome.details["conflict_rows"] = list(conflicts)
@@ -157,7 +214,14 @@ def _refuse_bad_lines(
         for e in edits
         if e.row_id not in current
     ]
-    everything = sorted([*problems, *unknown], key=lambda p: (p.line or 0, p.column or ""))
+    off_list = [
+        _unknown_status(e)
+        for e in edits
+        if e.status is None and not (e.row_id in current and e.keeps(current[e.row_id]))
+    ]
+    everything = sorted(
+        [*problems, *unknown, *off_list], key=lambda p: (p.line or 0, p.column or "")
+    )
     if everything:
         raise DataRejected(
             f"{len(everything)} problem(s) in the status lines; nothing was written", everything
