@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,14 +10,17 @@ from typing import Any
 
 import keyring
 import msal
+import msal_extensions
 import pytest
 import requests
 from keyring.backends import chainer, fail, null
+from keyring.errors import NoKeyringError, PasswordSetError
 from typer.testing import CliRunner
 
 from agii_sync import auth
 from agii_sync.auth import (
     CachedTokenProvider,
+    KeyringFailed,
     KeyringUnavailable,
     certificate_key,
     certificate_token_provider,
@@ -38,9 +42,15 @@ TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-token"
 
 
 @pytest.fixture(autouse=True)
-def no_secrets_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AGII_SYNC_ROWKEY_SECRET", raising=False)
-    monkeypatch.delenv("AGII_SYNC_CERT_KEY", raising=False)
+def no_secrets_in_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "AGII_SYNC_ROWKEY_SECRET",
+        "AGII_SYNC_CERT_KEY",
+        "AGII_SYNC_CERT_PASSWORD",
+        "AGII_SYNC_ALLOW_PLAINTEXT_TOKEN_CACHE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the token cache's folder
 
 
 @pytest.fixture
@@ -144,8 +154,10 @@ def test_backends_that_store_nothing_count_as_no_keyring(
     else:
         keyring.set_keyring(backend())
     try:
-        with pytest.raises(KeyringUnavailable, match="no usable OS keyring"):
+        with pytest.raises(KeyringFailed, match="no usable OS keyring") as caught:
             store_secret("rowkey-secret", "x")
+        assert caught.value.exit_code == ExitCode.AUTH
+        assert "AGII_SYNC_ROWKEY_SECRET" in (caught.value.hint or "")
         with pytest.raises(KeyringUnavailable, match="AGII_SYNC_CERT_KEY"):
             certificate_key()
     finally:
@@ -379,7 +391,7 @@ class FakePublicApp:
 
     instances: list[FakePublicApp] = []
 
-    def __init__(self, client_id: str, *, authority: str, token_cache: Any) -> None:
+    def __init__(self, client_id: str, *, authority: str, token_cache: Any, **kwargs: Any) -> None:
         self.client_id = client_id
         self.authority = authority
         self.cache = token_cache
@@ -389,8 +401,8 @@ class FakePublicApp:
 
     def get_accounts(self) -> list[dict]:
         self.calls.append("get_accounts")
-        state = json.loads(self.cache.serialize() or "{}")
-        return [{"username": "someone"}] if state.get("Account") else []
+        accounts = list(self.cache.search(msal.TokenCache.CredentialType.ACCOUNT))
+        return [{"username": "someone"}] if accounts else []
 
     def acquire_token_silent(self, scopes: list[str], account: dict) -> dict | None:
         self.calls.append("silent")
@@ -398,7 +410,11 @@ class FakePublicApp:
 
     def initiate_device_flow(self, scopes: list[str]) -> dict:
         self.calls.append("initiate")
-        return {"user_code": "ABC123", "message": "Go to https://microsoft.com/devicelogin"}
+        return {
+            "user_code": "ABC123",
+            "verification_uri": "https://microsoft.com/devicelogin",
+            "message": "Ga naar https://microsoft.com/devicelogin",
+        }
 
     def acquire_token_by_device_flow(self, flow: dict) -> dict:
         self.calls.append("device_flow")
@@ -426,8 +442,30 @@ def fake_public() -> Iterator[type[FakePublicApp]]:
     yield FakePublicApp
 
 
+@pytest.fixture
+def plaintext_cache(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This Linux test machine has no libsecret: the user opts in to a plain-text cache."""
+    monkeypatch.setenv("AGII_SYNC_ALLOW_PLAINTEXT_TOKEN_CACHE", "1")
+    return auth.token_cache_path()
+
+
+@pytest.fixture
+def no_encrypted_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    import msal_extensions
+
+    def unavailable(location: str) -> Any:
+        raise ImportError("no libsecret here")
+
+    monkeypatch.setattr(msal_extensions, "build_encrypted_persistence", unavailable)
+
+
+DEVICE_PROMPT = (
+    "To sign in, open https://microsoft.com/devicelogin in a browser and enter the code ABC123"
+)
+
+
 def test_device_code_first_time_prompts_and_saves_the_cache(
-    memory_keyring: MemoryKeyring, fake_public: type[FakePublicApp]
+    plaintext_cache: Path, no_encrypted_store: None, fake_public: type[FakePublicApp]
 ) -> None:
     prompts: list[str] = []
 
@@ -437,16 +475,18 @@ def test_device_code_first_time_prompts_and_saves_the_cache(
 
     (app,) = fake_public.instances
     assert app.authority == "https://login.microsoftonline.com/agii.onmicrosoft.com"
-    assert isinstance(app.cache, msal.SerializableTokenCache)
+    assert isinstance(app.cache, msal_extensions.PersistedTokenCache)
     assert app.calls == ["get_accounts", "initiate", "device_flow"]
-    assert prompts == ["Go to https://microsoft.com/devicelogin"]
+    assert prompts == [DEVICE_PROMPT]
     assert token["access_token"] == TOKEN and token["token_type"] == "Bearer"
-    saved = json.loads(memory_keyring.entries[("agii-sync", "token-cache")])
+    saved = json.loads(plaintext_cache.read_text())
     assert saved["Account"] and saved["RefreshToken"]
+    if hasattr(os, "getuid"):
+        assert plaintext_cache.stat().st_mode & 0o077 == 0  # only the user can read it
 
 
-def test_device_code_next_time_is_silent_from_the_keyring_cache(
-    memory_keyring: MemoryKeyring, fake_public: type[FakePublicApp]
+def test_device_code_next_time_is_silent_from_the_cache(
+    plaintext_cache: Path, no_encrypted_store: None, fake_public: type[FakePublicApp]
 ) -> None:
     device_code_token_provider(device_auth(), RESOURCE, prompt=print, app_factory=fake_public)()
     prompts: list[str] = []
@@ -460,8 +500,63 @@ def test_device_code_next_time_is_silent_from_the_keyring_cache(
     assert token["access_token"] == "silent-token"
 
 
+def test_the_platforms_encrypted_store_is_used_when_there_is_one(
+    monkeypatch: pytest.MonkeyPatch, fake_public: type[FakePublicApp]
+) -> None:
+    import msal_extensions
+
+    class SealedPersistence(msal_extensions.FilePersistence):
+        """Stands in for DPAPI/Keychain/libsecret: what it keeps is not the plain cache."""
+
+        is_encrypted = True
+
+        def save(self, content: str) -> None:
+            super().save(content[::-1])
+
+        def load(self) -> str:
+            return super().load()[::-1]
+
+    monkeypatch.setattr(msal_extensions, "build_encrypted_persistence", SealedPersistence)
+    prompts: list[str] = []
+    device_code_token_provider(
+        device_auth(), RESOURCE, prompt=prompts.append, app_factory=fake_public
+    )()
+
+    assert prompts == [DEVICE_PROMPT]  # no "not kept" note
+    assert "RefreshToken" not in auth.token_cache_path().read_text()
+    again = device_code_token_provider(
+        device_auth(), RESOURCE, prompt=prompts.append, app_factory=fake_public
+    )()
+    assert again["access_token"] == "silent-token"
+
+
+def test_without_encrypted_store_or_opt_in_the_cache_is_never_written_in_plain_text(
+    no_encrypted_store: None, fake_public: type[FakePublicApp]
+) -> None:
+    prompts: list[str] = []
+
+    token = device_code_token_provider(
+        device_auth(), RESOURCE, prompt=prompts.append, app_factory=fake_public
+    )()
+
+    assert token["access_token"] == TOKEN  # this run goes on
+    (prompt,) = prompts
+    assert prompt.startswith(DEVICE_PROMPT) and "AGII_SYNC_ALLOW_PLAINTEXT_TOKEN_CACHE" in prompt
+    assert not auth.token_cache_path().exists()
+    with pytest.raises(auth.PlaintextCacheRefused) as caught:  # login: refused before a prompt
+        device_code_token_provider(
+            device_auth(), RESOURCE, prompt=prompts.append, app_factory=fake_public, must_keep=True
+        )()
+    assert caught.value.exit_code == ExitCode.AUTH
+    assert "allow_plaintext_token_cache" in (caught.value.hint or "")
+    assert len(prompts) == 1
+
+
 def test_device_code_failure_is_auth_failure(
-    memory_keyring: MemoryKeyring, fake_public: type[FakePublicApp], monkeypatch: pytest.MonkeyPatch
+    plaintext_cache: Path,
+    no_encrypted_store: None,
+    fake_public: type[FakePublicApp],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
         FakePublicApp,
@@ -474,17 +569,7 @@ def test_device_code_failure_is_auth_failure(
 
     with pytest.raises(AuthFailure, match=r"^sign-in failed: expired_token$"):
         provider()
-    assert ("agii-sync", "token-cache") not in memory_keyring.entries
-
-
-def test_device_code_works_without_keyring_but_cannot_keep_the_cache(
-    no_keyring: None, fake_public: type[FakePublicApp]
-) -> None:
-    token = device_code_token_provider(
-        device_auth(), RESOURCE, prompt=lambda _: None, app_factory=fake_public
-    )()
-
-    assert token["access_token"] == TOKEN
+    assert not plaintext_cache.exists()
 
 
 def test_our_msal_calls_match_the_real_msal_signatures() -> None:
@@ -499,3 +584,91 @@ def test_our_msal_calls_match_the_real_msal_signatures() -> None:
 
 def test_sharepoint_resource() -> None:
     assert sharepoint_resource("https://agii.sharepoint.com/sites/pnt-x") == RESOURCE
+
+
+# --- keyring backends that fail -------------------------------------------------------------
+
+
+class RefusingKeyring(MemoryKeyring):
+    """A real backend whose store refuses, as Windows Credential Manager does past 2,560 bytes
+    (its own error type, not a keyring error) or a locked store does (PasswordSetError)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise self.error
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PasswordSetError("Can't store password on keychain: jan.peeters"),
+        OSError(1783, "The stub received bad data: jan.peeters"),
+        NoKeyringError("No recommended backend was available"),
+    ],
+)
+def test_a_failing_keyring_backend_is_a_clean_exit_4_naming_the_alternative(
+    error: Exception, tmp_path: Path
+) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(RefusingKeyring(error))
+    pem = tmp_path / "app.pem"
+    pem.write_text(_real_pem(), encoding="ascii")
+    try:
+        stored = CliRunner().invoke(app, ["login", "--rowkey-secret-stdin"], input="x" * 40 + "\n")
+        key = CliRunner().invoke(app, ["login", "--certificate-key", str(pem)])
+        with pytest.raises((AuthFailure, SecretMissing)) as read:
+            certificate_key()
+    finally:
+        keyring.set_keyring(previous)
+
+    assert stored.exit_code == 4 and "AGII_SYNC_ROWKEY_SECRET" in stored.stderr
+    assert key.exit_code == 4 and "certificate_path" in key.stderr
+    assert read.value.exit_code == ExitCode.AUTH
+    assert "AGII_SYNC_CERT_KEY" in read.value.message + (read.value.hint or "")
+    for text in (stored.output, key.output, str(read.value)):
+        assert "jan.peeters" not in text and "Traceback" not in text
+
+
+def _real_pem(password: bytes | None = None) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    ).decode()
+
+
+def test_a_pem_certificate_path_with_its_password_from_the_environment(
+    tmp_path: Path, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pem = tmp_path / "app.pem"
+    pem.write_text(_real_pem(b"geheim-wachtwoord"), encoding="ascii")
+    section = certificate_auth().model_copy(update={"certificate_path": pem})
+
+    with pytest.raises(AuthFailure, match="no password was given") as missing:
+        auth.certificate_credential(section, pem)
+    assert "AGII_SYNC_CERT_PASSWORD" in (missing.value.hint or "")
+    monkeypatch.setenv("AGII_SYNC_CERT_PASSWORD", "fout")
+    with pytest.raises(AuthFailure, match="does not open it"):
+        auth.certificate_credential(section, pem)
+    monkeypatch.delenv("AGII_SYNC_CERT_PASSWORD")
+    memory_keyring.set_password("agii-sync", "certificate-password", "geheim-wachtwoord")
+
+    credential = auth.certificate_credential(section, pem)
+
+    assert credential["thumbprint"] == "ABCDEF0123"
+    assert credential["passphrase"] == "geheim-wachtwoord"
+    assert credential["private_key"] == pem.read_text()
+    assert set(memory_keyring.entries) == {("agii-sync", "certificate-password")}  # no key

@@ -106,10 +106,25 @@ class AuthSection(BaseModel):
             hosts.add(f"{name}.sharepoint.com")
         return hosts
 
+    # A PEM or PFX file with the private key (relative to the config); its password comes from
+    # AGII_SYNC_CERT_PASSWORD or the keyring. Without it the PEM key comes from
+    # AGII_SYNC_CERT_KEY or the keyring.
+    certificate_path: Path | None = None
+    # device-code: keep the token cache in a plain-text file (mode 0600) where the platform
+    # offers no encrypted store (a Linux machine without libsecret, say)
+    allow_plaintext_token_cache: bool = False
+
     @model_validator(mode="after")
     def _thumbprint_for_certificate(self) -> AuthSection:
-        if self.method == "certificate" and not self.certificate_thumbprint:
-            raise ValueError("method 'certificate' needs certificate_thumbprint")
+        pfx = self.certificate_path is not None and self.certificate_path.suffix.lower() in (
+            ".pfx",
+            ".p12",
+        )
+        if self.method == "certificate" and not self.certificate_thumbprint and not pfx:
+            raise ValueError(
+                "method 'certificate' needs certificate_thumbprint (a PFX certificate_path "
+                "carries its own)"
+            )
         return self
 
 
@@ -255,6 +270,12 @@ class Config(BaseModel):
     @property
     def audit_log(self) -> Path:
         return self.resolve(self.agii.audit_log)
+
+    @property
+    def certificate_file(self) -> Path | None:
+        if self.auth is None or self.auth.certificate_path is None:
+            return None
+        return self.resolve(self.auth.certificate_path)
 
     @property
     def lock_file(self) -> Path:

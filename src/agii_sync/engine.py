@@ -89,6 +89,12 @@ class Run:
         self.actor = self.actor or current_actor(self.config)
         self.audit.recover_interrupted()
 
+    def current_actor(self) -> str:
+        """The person signed in for this run (device code), once they have; else the app id
+        or the OS account (``audit.current_actor``)."""
+        account = self.opener.signed_in_account() if self.opener else None
+        return f"user:{account}" if account else self.actor
+
     def site(self, municipality: Municipality) -> Site:
         assert self.opener is not None
         return self.opener.open(municipality)
@@ -155,7 +161,7 @@ class Run:
             counts["rows_read"] = outcome.audited_rows
         counts.update({k: v for k, v in outcome.details.items() if isinstance(v, int)})
         return audit_event(
-            actor=self.actor,
+            actor=self.current_actor(),
             command=self.command + (" --dry-run" if self.dry_run else ""),
             site=outcome.site,
             etag_before=outcome.etag_before,

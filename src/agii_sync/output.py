@@ -103,6 +103,12 @@ class Output:
         if error.hint:
             self.err.print(Text("hint: ", style="bold") + Text(error.hint))
 
+    def sign_in(self, text: str) -> None:
+        """What a person must do to sign in (device code): always shown, on stderr, also under
+        --json and -q; without it the run would wait for a sign-in nobody knows about."""
+        for line in text.splitlines():
+            self.err.print(Text("sign-in: ", style="bold") + Text(line))
+
     def failure(self, text: str) -> None:
         self.err.print(Text("error: ", style="red bold") + Text(text))
 

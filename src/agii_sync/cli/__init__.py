@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -17,6 +17,9 @@ from .. import __version__
 from ..config import Config, load_config
 from ..errors import AgiiError, ExitCode
 from ..output import Output
+
+if TYPE_CHECKING:
+    from ..engine import Run
 
 app = typer.Typer(
     name="agii-sync",
@@ -50,6 +53,14 @@ class State:
 
     def config(self) -> Config:
         return load_config(self.config_path)
+
+    def run(self, config: Config, command: str, **options: Any) -> Run:
+        """A command's run; a device-code sign-in shows its code through this run's output."""
+        from ..engine import Run
+        from ..sites.factory import SiteOpener
+
+        opener = SiteOpener(config, prompt=self.output.sign_in)
+        return Run(config, command, self.today(), opener=opener, **options)
 
     @staticmethod
     def today() -> date:

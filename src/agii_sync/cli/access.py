@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..engine import Run, SiteOutcome, worst
+from ..engine import SiteOutcome, worst
 from ..errors import ExitCode
 from ..runs.access import access_check_site, report_of
 from . import State, app, execute, render
@@ -26,7 +26,7 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
 
     def work(state: State) -> ExitCode:
         config = state.config()
-        run = Run(config, "access-check", state.today())
+        run = state.run(config, "access-check")
         outcomes = run.for_each_site(config.select(site), lambda m: access_check_site(run, m))
         code = worst(outcomes)
         if state.json_mode:

@@ -10,6 +10,7 @@ import typer
 
 from .. import audit as audit_trail
 from .. import auth
+from ..config import find_config
 from ..errors import ExitCode, UsageError
 from ..schemas import write_schemas
 from . import State, app, execute, render
@@ -105,36 +106,87 @@ def login(
         Path | None,
         typer.Option("--certificate-key", help="PEM file with the app's private key."),
     ] = None,
+    certificate_password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--certificate-password-stdin",
+            help="Read the password of [auth] certificate_path from stdin (after the row-key "
+            "secret's line when both are given).",
+        ),
+    ] = False,
 ) -> None:
     """Store secrets in the OS keyring: the row-key secret (asked for on a terminal, or read
-    from stdin), the certificate's private key (from a PEM file). For a device-code config,
-    also signs you in and keeps the token cache in the keyring."""
+    from stdin), the certificate's private key (from a PEM file), the password of the
+    certificate file named by [auth] certificate_path. With a device-code config, also signs
+    you in (the code to enter is shown on stderr) and says who you are; the token cache is
+    kept encrypted by the platform's own store."""
 
     def work(state: State) -> ExitCode:
-        stored = []
-        pem = _read_private_key(certificate_key) if certificate_key is not None else None
-        secret = _read_rowkey_secret(state, rowkey_secret_stdin)
-        if secret:
-            if len(secret) < auth.ROWKEY_MIN_LENGTH:
-                state.output.warn(
-                    f"the row-key secret has fewer than {auth.ROWKEY_MIN_LENGTH} characters: "
-                    "Rij-IDs made with a short secret can be linked back to dossier numbers "
-                    'by trying them all; use a long random one (e.g. `python3 -c "import '
-                    'secrets; print(secrets.token_urlsafe(32))"`)'
-                )
-            auth.store_secret("rowkey-secret", secret)
-            stored.append("row-key secret")
-        if pem is not None:
-            auth.store_secret("certificate-key", pem)
-            stored.append("certificate key")
-        if not stored:
+        stored = _store_secrets(state, rowkey_secret_stdin, certificate_key)
+        if certificate_password_stdin:
+            auth.store_secret(auth.CERT_PASSWORD_ENTRY, _read_line("certificate password"))
+            stored.append("certificate password")
+        account = _sign_in(state)
+        if not stored and account is None:
             raise UsageError("nothing to store", hint="see `agii-sync login --help`")
         if state.json_mode:
-            state.output.document({"command": "login", "exit_code": 0, "stored": stored})
-        state.output.info("stored in the keyring: " + ", ".join(stored))
+            state.output.document(
+                {"command": "login", "exit_code": 0, "stored": stored, "signed_in_as": account}
+            )
+        if stored:
+            state.output.info("stored in the keyring: " + ", ".join(stored))
+        if account is not None:
+            state.output.info(f"signed in as {account}")
         return ExitCode.OK
 
     execute(ctx, work)
+
+
+def _store_secrets(state: State, rowkey_from_stdin: bool, key_file: Path | None) -> list[str]:
+    stored = []
+    pem = _read_private_key(key_file) if key_file is not None else None
+    secret = _read_rowkey_secret(state, rowkey_from_stdin)
+    if secret:
+        if len(secret) < auth.ROWKEY_MIN_LENGTH:
+            state.output.warn(
+                f"the row-key secret has fewer than {auth.ROWKEY_MIN_LENGTH} characters: "
+                "Rij-IDs made with a short secret can be linked back to dossier numbers "
+                'by trying them all; use a long random one (e.g. `python3 -c "import '
+                'secrets; print(secrets.token_urlsafe(32))"`)'
+            )
+        auth.store_secret(auth.ROWKEY_ENTRY, secret)
+        stored.append("row-key secret")
+    if pem is not None:
+        auth.store_secret(auth.CERT_KEY_ENTRY, pem)
+        stored.append("certificate key")
+    return stored
+
+
+def _sign_in(state: State) -> str | None:
+    """With a device-code config (when one is found), sign the person in; their account."""
+    if not find_config(state.config_path).exists():
+        return None
+    config = state.config()
+    if config.auth is None or config.auth.method != "device-code":
+        return None
+    sites = [m.site for m in config.municipalities if m.kind == "sharepoint"]
+    if not sites:
+        raise UsageError("the config's [auth] is for https:// sites, and it has none")
+    provider = auth.device_code_token_provider(
+        config.auth,
+        auth.sharepoint_resource(sites[0]),
+        prompt=state.output.sign_in,
+        must_keep=True,
+    )
+    provider()
+    return provider.account or "an account without a user name in its token"
+
+
+def _read_line(what: str) -> str:
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise UsageError(f"no {what} on stdin")
+    return value
 
 
 def _read_private_key(path: Path) -> str:

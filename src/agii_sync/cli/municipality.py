@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..domain.row import COLUMNS
-from ..engine import Run, worst
+from ..engine import worst
 from ..errors import DataRejected, ExitCode, UsageError
 from ..formats.people import people_doc, people_file, people_text_csv, people_values
 from ..formats.status_file import read_status_file
@@ -47,7 +47,7 @@ def status_update(
         lines = parse_edits(raw, blank_is_no_change=from_file is not None)
         config = state.config()
         m = config.by_id(site)
-        run = Run(config, "status-update", state.today(), dry_run=dry_run)
+        run = state.run(config, "status-update", dry_run=dry_run)
         with run_lock(config.lock_file):
             outcomes = run.for_each_site(
                 [m],
@@ -110,7 +110,7 @@ def list_people(
         _refuse_xlsx_to_screen(state, fmt, out)
         keep = ListFilter.parse(status, interest or [], min_dutch)
         config = state.config()
-        run = Run(config, "list", state.today())
+        run = state.run(config, "list")
         found = []
 
         def one(m):  # type: ignore[no-untyped-def]
@@ -186,7 +186,7 @@ def pull_status(
 
     def work(state: State) -> ExitCode:
         config = state.config()
-        run = Run(config, "pull-status", state.today())
+        run = state.run(config, "pull-status")
         with state.output.progress("pull-status"):
             report = run_pull(run, export, out, site)
         flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)

@@ -9,7 +9,6 @@ import typer
 
 from ..config import DeleteLimit
 from ..domain.routing import route
-from ..engine import Run
 from ..errors import ExitCode, UsageError
 from ..formats.export_reader import read_export
 from ..runlock import run_lock
@@ -36,7 +35,7 @@ def init(ctx: typer.Context, site: SiteOption = None) -> None:
 
     def work(state: State) -> ExitCode:
         config = state.config()
-        run = Run(config, "init", state.today())
+        run = state.run(config, "init")
         with run_lock(config.lock_file):
             outcomes = run.for_each_site(config.select(site), lambda m: init_site(run, m))
         return render.sites(state.output, "init", outcomes, show_changes=False)
@@ -125,7 +124,7 @@ def push(
     def work(state: State) -> ExitCode:
         limit = _limit(max_delete)
         config = state.config()
-        run = Run(config, "push", state.today(), dry_run=dry_run)
+        run = state.run(config, "push", dry_run=dry_run)
         with run_lock(config.lock_file), state.output.progress("push"):
             report = run_push(run, export, sites=site, max_delete=limit, strict=strict)
         ex = report.export
@@ -175,7 +174,7 @@ def check(ctx: typer.Context, site: SiteOption = None) -> None:
 
     def work(state: State) -> ExitCode:
         config = state.config()
-        run = Run(config, "check", state.today())
+        run = state.run(config, "check")
         outcomes = run.for_each_site(config.select(site), lambda m: check_site(run, m))
         return render.sites(state.output, "check", outcomes, show_changes=False)
 
@@ -190,7 +189,7 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
 
     def work(state: State) -> ExitCode:
         config = state.config()
-        run = Run(config, "purge", state.today(), dry_run=dry_run)
+        run = state.run(config, "purge", dry_run=dry_run)
         with run_lock(config.lock_file), state.output.progress("purge"):
             outcomes = run.for_each_site(config.select(site), lambda m: purge_site(run, m))
         if dry_run and not state.json_mode:

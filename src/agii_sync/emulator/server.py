@@ -6,6 +6,7 @@ import json
 import math
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -189,25 +190,33 @@ class Emulator:
                 self._sites[key] = SiteStore(self.root, name, self.tenant.libraries)
             return self._sites[key]
 
-    def bind(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def bind(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> str:
+        """Listen on ``host``; with ``tls`` (a server context) on https, so that a site looks
+        like SharePoint Online (``https://``) to agii-sync, e.g. in sign-in tests."""
         if not is_loopback(host):
             raise ValueError(f"the emulator only listens on a loopback address, not {host}")
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
         self._server.emulator = self  # type: ignore[attr-defined]
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         bound_port = self._server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.host = host
-        self.base_url = f"http://{shown}:{bound_port}"
+        self.base_url = f"{'https' if tls else 'http'}://{shown}:{bound_port}"
         return self.base_url
 
     def serve_forever(self) -> None:
         assert self._server is not None, "call bind() first"
         self._server.serve_forever(poll_interval=0.2)
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> str:
         """Bind and serve on a daemon thread (for in-process use, e.g. ``agii-sync demo``)."""
-        url = self.bind(host, port)
+        url = self.bind(host, port, tls=tls)
         threading.Thread(target=self.serve_forever, name="agii-emulator", daemon=True).start()
         return url
 

@@ -21,7 +21,13 @@ class SiteOpener:
         self.config = config
         self.prompt = prompt or (lambda message: None)
         self._connections: dict[str, Any] = {}
+        self._providers: list[Any] = []
         self._lock = threading.Lock()
+
+    def signed_in_account(self) -> str | None:
+        """The person who signed in (device code) for this run's sites, once they have."""
+        accounts = [p.account for p in self._providers if getattr(p, "account", None)]
+        return accounts[0] if accounts else None
 
     def open(self, municipality: Municipality) -> Site:
         if municipality.kind == "file":
@@ -59,4 +65,11 @@ class SiteOpener:
                 f"site {municipality.id!r} is on SharePoint Online but the config has no [auth]"
             )
         resource = GRAPH_RESOURCE if graph else municipality.http_site.origin
-        return token_provider(self.config.auth, resource, prompt=self.prompt)
+        provider = token_provider(
+            self.config.auth,
+            resource,
+            prompt=self.prompt,
+            certificate_file=self.config.certificate_file,
+        )
+        self._providers.append(provider)
+        return provider
