@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .audit import AuditTrail, PendingWrite, audit_event, current_actor
 from .auth import ROWKEY_ENV
@@ -29,11 +29,13 @@ from .errors import (
     TemporaryFailure,
     WorkbookLocked,
 )
-from .formats import workbook
 from .parallel import WorkbookProcesses, usable_cores
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
 from .status_memory import StatusMemory
+
+if TYPE_CHECKING:  # openpyxl: imported when a workbook is read or written, not at start-up
+    from .formats import workbook
 
 log = logging.getLogger("agii_sync.engine")
 
@@ -271,6 +273,8 @@ class Run:
     ) -> workbook.LoadedWorkbook | None:
         if snapshot.content is None:
             return None
+        from .formats import workbook
+
         sheet = self.config.workbook.sheet
         return self.processes.call(workbook.load, snapshot.content, sheet, status_only=status_only)
 
@@ -278,6 +282,8 @@ class Run:
         self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, restore: bool
     ) -> tuple[bytes, list[str]]:
         """The bytes to write, and what could not be carried over with its row."""
+        from .formats import workbook
+
         template = {
             "retention_months": self.config.agii.retention_months,
             "key_check": self.key_check,

@@ -17,8 +17,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 from rich.text import Text
 
 from .errors import AgiiError
@@ -54,6 +52,8 @@ class Output:
     ) -> None:
         """A table on stdout; ``no_wrap`` columns (the Rij-ID) are never split, so they can be
         copied whole."""
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left", header_style="bold")
         for column in columns:
             table.add_column(column, overflow="fold", no_wrap=column in no_wrap)
@@ -116,6 +116,8 @@ class Output:
         """A spinner on stderr, only on an interactive terminal and without NO_COLOR."""
         if self.quiet or not self.err.is_terminal or os.environ.get("NO_COLOR"):
             return nullcontext()
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
         progress = Progress(
             SpinnerColumn(), TextColumn(description), console=self.err, transient=True
         )

@@ -8,18 +8,22 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from .. import __version__
-from ..config import Config, load_config
 from ..errors import AgiiError, ExitCode
-from ..output import Output
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..engine import Run
+    from ..output import Output
+
+# Only typer (and the standard library) is imported up to here: `--version` and `--help` of
+# any command must start fast. Each command imports its own work (README, performance).
 
 app = typer.Typer(
     name="agii-sync",
@@ -48,10 +52,13 @@ class State:
     verbose: int = 0
     yes: bool = False
 
-    def __post_init__(self) -> None:
-        self.output = Output(json_mode=self.json_mode, quiet=self.quiet, verbose=self.verbose)
+    @cached_property
+    def output(self) -> Output:
+        return _output(json_mode=self.json_mode, quiet=self.quiet, verbose=self.verbose)
 
     def config(self) -> Config:
+        from ..config import load_config
+
         return load_config(self.config_path)
 
     def run(self, config: Config, command: str, **options: Any) -> Run:
@@ -117,8 +124,14 @@ def main_options(
     ctx.obj = State(config, json_output, quiet, verbose, yes)
 
 
+def _output(**options: Any) -> Output:
+    from ..output import Output  # rich: only once something is printed
+
+    return Output(**options)
+
+
 def _usage_exit(message: str) -> NoReturn:
-    Output().failure(message)
+    _output().failure(message)
     raise typer.Exit(ExitCode.USAGE)
 
 
@@ -195,10 +208,10 @@ def main() -> None:
         _report_usage_error(error, json_mode="--json" in sys.argv[1:])
         sys.exit(ExitCode.USAGE)
     except typer.Abort:
-        Output().failure("interrupted")
+        _output().failure("interrupted")
         sys.exit(ExitCode.TEMPORARY)
     except Exception as exc:  # noqa: BLE001 - outside a command's execute(): no traceback either
-        Output().failure(_crash_line(exc))
+        _output().failure(_crash_line(exc))
         sys.exit(ExitCode.SAFETY)
     sys.exit(code or 0)
 
@@ -208,7 +221,7 @@ def _report_usage_error(error: Any, *, json_mode: bool) -> None:
     if json_mode:
         hint = "see `agii-sync --help`"
         doc = {"type": "UsageError", "message": error.format_message(), "hint": hint}
-        Output(json_mode=True).document({"exit_code": int(ExitCode.USAGE), "error": doc})
+        _output(json_mode=True).document({"exit_code": int(ExitCode.USAGE), "error": doc})
     error.show()
 
 

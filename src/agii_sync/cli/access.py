@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from ..engine import SiteOutcome, worst
 from ..errors import ExitCode
-from ..runs.access import access_check_site, report_of
-from . import State, app, execute, render
+from . import State, app, execute
 from .sync import SiteOption
+
+if TYPE_CHECKING:
+    from ..engine import SiteOutcome
 
 
 @app.command("access-check")
@@ -25,6 +28,10 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
     everyone who has access."""
 
     def work(state: State) -> ExitCode:
+        from ..engine import worst
+        from ..runs.access import access_check_site, report_of
+        from . import render
+
         config = state.config()
         run = state.run(config, "access-check")
         outcomes = run.for_each_site(config.select(site), lambda m: access_check_site(run, m))
@@ -42,6 +49,9 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
 
 
 def _show(state: State, outcomes: list[SiteOutcome]) -> None:
+    from ..runs.access import report_of
+    from . import render
+
     out = state.output
     if out.quiet:  # -q: only the sites that need a look
         outcomes = [o for o in outcomes if o.exit_code != ExitCode.OK]

@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from .. import audit as audit_trail
-from .. import auth
-from ..config import find_config
 from ..errors import ExitCode, UsageError
-from ..schemas import write_schemas
-from . import State, app, execute, render
+from . import State, app, execute
+
+# audit, auth (keyring, msal), schemas (pydantic models) are imported by the commands that
+# use them, so that `--help` starts fast (see cli/sync.py).
 
 audit_app = typer.Typer(help="The audit trail: hash-chained JSON lines.")
 app.add_typer(audit_app, name="audit")
@@ -37,6 +36,8 @@ def audit_verify(ctx: typer.Context, log: LogOption = None) -> None:
     reordered."""
 
     def work(state: State) -> ExitCode:
+        from .. import audit as audit_trail
+
         path = _audit_path(state, log)
         if not path.exists() and audit_trail.Head.read(path) is None:
             raise UsageError(f"audit trail {path} does not exist")
@@ -67,6 +68,8 @@ def audit_show(ctx: typer.Context, log: LogOption = None) -> None:
     """Show the audit trail as a table (or JSON with --json)."""
 
     def work(state: State) -> ExitCode:
+        from .. import audit as audit_trail
+
         path = _audit_path(state, log)
         if not path.exists():
             raise UsageError(f"audit trail {path} does not exist")
@@ -122,6 +125,8 @@ def login(
     kept encrypted by the platform's own store."""
 
     def work(state: State) -> ExitCode:
+        from .. import auth
+
         stored = _store_secrets(state, rowkey_secret_stdin, certificate_key)
         if certificate_password_stdin:
             auth.store_secret(auth.CERT_PASSWORD_ENTRY, _read_line("certificate password"))
@@ -143,6 +148,8 @@ def login(
 
 
 def _store_secrets(state: State, rowkey_from_stdin: bool, key_file: Path | None) -> list[str]:
+    from .. import auth
+
     stored = []
     pem = _read_private_key(key_file) if key_file is not None else None
     secret = _read_rowkey_secret(state, rowkey_from_stdin)
@@ -164,6 +171,9 @@ def _store_secrets(state: State, rowkey_from_stdin: bool, key_file: Path | None)
 
 def _sign_in(state: State) -> str | None:
     """With a device-code config (when one is found), sign the person in; their account."""
+    from .. import auth
+    from ..config import find_config
+
     if not find_config(state.config_path).exists():
         return None
     config = state.config()
@@ -230,6 +240,8 @@ def logout(ctx: typer.Context) -> None:
     """Remove every secret and token agii-sync keeps in the OS keyring."""
 
     def work(state: State) -> ExitCode:
+        from .. import auth
+
         removed = auth.logout()
         if state.json_mode:
             state.output.document({"command": "logout", "exit_code": 0, "removed": removed})
@@ -251,6 +263,8 @@ def schema(
     the models (for developers). With --check, change nothing and fail when they drift."""
 
     def work(state: State) -> ExitCode:
+        from ..schemas import write_schemas
+
         stale = write_schemas(out, check_only=check)
         code = ExitCode.DATA if check and stale else ExitCode.OK
         if state.json_mode:
@@ -280,6 +294,8 @@ def demo(
     from ..runs.demo import run_demo
 
     def work(state: State) -> ExitCode:
+        from . import render
+
         def show(step):  # type: ignore[no-untyped-def]
             if not state.json_mode:
                 state.output.line(

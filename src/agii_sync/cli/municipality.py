@@ -8,18 +8,11 @@ from typing import Annotated
 
 import typer
 
-from ..domain.row import COLUMNS
-from ..engine import worst
 from ..errors import DataRejected, ExitCode, UsageError
-from ..formats.people import people_doc, people_file, people_text_csv, people_values
-from ..formats.status_file import read_status_file
-from ..runlock import run_lock
-from ..runs.listing import ListFilter, list_site
-from ..runs.pull import pull_status as run_pull
-from ..runs.status import parse_edits
-from ..runs.status import status_update as run_status_update
-from . import State, app, execute, render
+from . import State, app, execute
 from .sync import DryRun, ExportArg, SiteOption
+
+# Each command imports its work inside it, so that `--help` starts fast (see cli/sync.py).
 
 
 @app.command("status-update")
@@ -43,6 +36,11 @@ def status_update(
     overwritten."""
 
     def work(state: State) -> ExitCode:
+        from ..runlock import run_lock
+        from ..runs.status import parse_edits
+        from ..runs.status import status_update as run_status_update
+        from . import render
+
         raw = _status_lines(row_id, status, from_file)
         lines = parse_edits(raw, blank_is_no_change=from_file is not None)
         config = state.config()
@@ -70,6 +68,8 @@ def status_update(
 def _status_lines(
     row_id: str | None, status: str | None, from_file: Path | None
 ) -> list[tuple[int | None, str, str]]:
+    from ..formats.status_file import read_status_file
+
     if from_file is not None:
         if row_id is not None or status is not None:
             raise UsageError("give either ROW_ID STATUS or --from FILE, not both")
@@ -105,6 +105,9 @@ def list_people(
     filled in, is what `status-update --from` takes back (blank statuses change nothing)."""
 
     def work(state: State) -> ExitCode:
+        from ..engine import worst
+        from ..runs.listing import ListFilter, list_site
+
         if fmt not in LIST_FORMATS:
             raise UsageError("--format must be table, csv, json or xlsx")
         _refuse_xlsx_to_screen(state, fmt, out)
@@ -159,11 +162,16 @@ def _write_people(state: State, config, rows, fmt: str, out: Path) -> None:  # t
 
 
 def _people_file(config, rows, fmt: str) -> bytes:  # type: ignore[no-untyped-def]
+    from ..formats.people import people_file
+
     sheet, months = config.workbook.sheet, config.agii.retention_months
     return people_file(rows, fmt, sheet=sheet, retention_months=months)
 
 
 def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    from ..domain.row import COLUMNS
+    from ..formats.people import people_doc, people_text_csv, people_values
+
     if fmt == "json":
         state.output.document({"command": "list", "exit_code": 0, **people_doc(rows)})
     elif fmt == "csv":
@@ -185,6 +193,10 @@ def pull_status(
     match no export row are counted, hand-typed statuses outside the list flagged (exit 1)."""
 
     def work(state: State) -> ExitCode:
+        from ..engine import worst
+        from ..runs.pull import pull_status as run_pull
+        from . import render
+
         config = state.config()
         run = state.run(config, "pull-status")
         with state.output.progress("pull-status"):

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..config import DeleteLimit
-from ..domain.routing import route
 from ..errors import ExitCode, UsageError
-from ..formats.export_reader import read_export
-from ..runlock import run_lock
-from ..runs.push import push as run_push
-from ..runs.workbooks import check_site, init_site, purge_site
-from . import State, app, execute, render
+from . import State, app, execute
+
+if TYPE_CHECKING:
+    from ..config import DeleteLimit
+
+# The work of each command is imported inside it: `--help` and `--version` (and the start of
+# every other command) must not pay for openpyxl, msal, pydantic models... (see the README's
+# performance table).
 
 LISTED_COLUMNS = 20  # unknown export columns named in the text report (--json has all)
 
@@ -34,6 +35,10 @@ def init(ctx: typer.Context, site: SiteOption = None) -> None:
     none. A workbook that exists is never overwritten."""
 
     def work(state: State) -> ExitCode:
+        from ..runlock import run_lock
+        from ..runs.workbooks import init_site
+        from . import render
+
         config = state.config()
         run = state.run(config, "init")
         with run_lock(config.lock_file):
@@ -49,6 +54,10 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
     values). Writes nothing. Exit 1 if any row is rejected."""
 
     def work(state: State) -> ExitCode:
+        from ..domain.routing import route
+        from ..formats.export_reader import read_export
+        from . import render
+
         config = state.config()
         result = read_export(export, only_nis={m.nis for m in config.municipalities})
         routing = route(result.records, config.municipalities)
@@ -122,6 +131,10 @@ def push(
     that municipality (moved_away) and people past retention."""
 
     def work(state: State) -> ExitCode:
+        from ..runlock import run_lock
+        from ..runs.push import push as run_push
+        from . import render
+
         limit = _limit(max_delete)
         config = state.config()
         run = state.run(config, "push", dry_run=dry_run)
@@ -159,6 +172,8 @@ def push(
 
 
 def _limit(text: str | None) -> DeleteLimit | None:
+    from ..config import DeleteLimit
+
     if text is None:
         return None
     try:
@@ -173,6 +188,9 @@ def check(ctx: typer.Context, site: SiteOption = None) -> None:
     formulas, rows past retention. Exit 1 if anything is found."""
 
     def work(state: State) -> ExitCode:
+        from ..runs.workbooks import check_site
+        from . import render
+
         config = state.config()
         run = state.run(config, "check")
         outcomes = run.for_each_site(config.select(site), lambda m: check_site(run, m))
@@ -188,6 +206,10 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
     live on in version history. Works from the workbooks alone (no export)."""
 
     def work(state: State) -> ExitCode:
+        from ..runlock import run_lock
+        from ..runs.workbooks import purge_site
+        from . import render
+
         config = state.config()
         run = state.run(config, "purge", dry_run=dry_run)
         with run_lock(config.lock_file), state.output.progress("purge"):

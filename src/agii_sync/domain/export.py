@@ -14,9 +14,6 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from functools import cache
 
-import phonenumbers
-import pycountry
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field
 
 from .codes import (
@@ -249,6 +246,8 @@ def parse_bus(text: str) -> str:
 
 
 def parse_phone(text: str) -> str:
+    import phonenumbers  # the validators' libraries load when an export is read, not at start
+
     try:
         number = phonenumbers.parse(text, "BE")
     except phonenumbers.NumberParseException:
@@ -259,6 +258,8 @@ def parse_phone(text: str) -> str:
 
 
 def parse_email(text: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(text, check_deliverability=False).normalized
     except (EmailNotValidError, UnicodeError, ValueError):
@@ -354,6 +355,8 @@ EMPTY_VALUES: dict[str, object] = {
 def language_code(text: str) -> str | None:
     """ISO 639-3 code (lower case) for a 639-2/B, 639-2/T or 639-3 code or a Dutch (else
     English) language name, case-insensitively; None when unknown or ambiguous."""
+    import pycountry
+
     key = " ".join(text.split()).casefold()
     if len(key) == 3 and key.isascii() and key.isalpha():
         if key in LANGUAGE_NAMES_NL:
@@ -372,6 +375,8 @@ def language_display(code: str) -> str:
 
 
 def _dutch_name(code: str) -> str:
+    import pycountry
+
     if code in LANGUAGE_NAMES_NL:
         return LANGUAGE_NAMES_NL[code]
     language = pycountry.languages.get(alpha_3=code)
@@ -403,6 +408,8 @@ def interests_display(codes: tuple[int, ...]) -> str:
 
 @cache
 def _dutch() -> gettext.NullTranslations:
+    import pycountry
+
     return gettext.translation("iso639-3", pycountry.LOCALES_DIR, languages=["nl"], fallback=True)
 
 
@@ -410,6 +417,8 @@ def _dutch() -> gettext.NullTranslations:
 def _codes_by_name(*, dutch: bool) -> dict[str, str]:
     """Name (casefolded) → 639-3 code, from every name a language goes by in that language
     list; a name shared by several languages is left out."""
+    import pycountry
+
     found: dict[str, set[str]] = {}
     for language in pycountry.languages:
         names = _dutch().gettext(language.name) if dutch else language.name

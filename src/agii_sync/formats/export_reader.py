@@ -16,7 +16,6 @@ import difflib
 import io
 import re
 import warnings
-import zipfile
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from ..domain.export import (
 from ..domain.problems import Problem, ProblemCode
 from ..domain.rejections import RejectedRow
 from ..errors import InputError, UsageError
+from .zipguard import FORMAT_HINT, refuse_zip_bomb
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
@@ -42,14 +42,9 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 CSV_DELIMITERS = (";", ",")
 HEADER_ALIASES = {"e_mail": "email"}  # the workbook's own `E-mail` header
 SUGGESTION_CUTOFF = 0.75
-FORMAT_HINT = "export as CSV (UTF-8 or Windows-1252, ';' or ',') or as .xlsx"
 # Bounds on what a hostile or broken file can make the reader do (time and memory).
 MAX_CELLS_PER_LINE = 1000  # the export has 16 columns; AgII-internal ones come on top
 MAX_LINE_CHARACTERS = 4 * 1024 * 1024  # one physical CSV line
-MAX_XLSX_UNCOMPRESSED = 1024 * 1024 * 1024  # all parts of the zip together
-MAX_XLSX_RATIO = 100  # a part of more than 16 MiB compressed more than this is a zip bomb
-XLSX_RATIO_FROM = 16 * 1024 * 1024
-MAX_XLSX_PARTS = 10_000
 MAX_LISTED_POSITIONS = 10
 # The UTF-8 form of the accented Latin letters in names (U+00C0-U+017F: é = C3 A9, ł = C5 82):
 # in a file that is not valid UTF-8 as a whole, they mean some lines are UTF-8, others not.
@@ -221,31 +216,6 @@ def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
         raise InputError(
             f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})", hint=FORMAT_HINT
         ) from None
-
-
-def refuse_zip_bomb(path: Path, data: bytes) -> None:
-    """Refuse, before parsing, an XLSX whose parts would unpack to more than the reader can
-    hold: too large in all, or compressed far more than real spreadsheet XML is (the sizes
-    are the zip's own; zipfile never unpacks more than a part declares)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            parts = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise InputError(
-            f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})", hint=FORMAT_HINT
-        ) from None
-    total = sum(part.file_size for part in parts)
-    bomb = any(
-        part.file_size > XLSX_RATIO_FROM
-        and part.file_size > MAX_XLSX_RATIO * max(part.compress_size, 1)
-        for part in parts
-    )
-    if len(parts) > MAX_XLSX_PARTS or total > MAX_XLSX_UNCOMPRESSED or bomb:
-        raise InputError(
-            f"{path}: not a usable XLSX workbook: it would unpack to {total:,} bytes in "
-            f"{len(parts):,} parts" + (", compressed suspiciously well" if bomb else ""),
-            hint=FORMAT_HINT,
-        )
 
 
 # --- header ---

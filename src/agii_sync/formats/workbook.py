@@ -30,7 +30,6 @@ from openpyxl.worksheet.worksheet import Worksheet
 from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
 from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
 from ..errors import InputError, LayoutError
-from .export_reader import refuse_zip_bomb
 from .hostile import hostile_content
 from .sheet_xml import Cell as ScannedCell
 from .sheet_xml import SheetScan, shared_strings
@@ -38,6 +37,7 @@ from .toelichting import TOELICHTING_SHEET, write_toelichting
 from .workbook_edit import KEY_CHECK_PROPERTY, EditResult, apply_rows
 from .workbook_styles import read_styles
 from .xlsx_package import Package, attributes, unescape
+from .zipguard import refuse_zip_bomb
 
 DATE_FORMAT = "DD/MM/YYYY"
 STATUS_INDEX = COLUMNS.index(STATUS_COLUMN)

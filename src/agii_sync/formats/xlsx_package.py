@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, LayoutError
-from .export_reader import refuse_zip_bomb
+from .zipguard import refuse_zip_bomb
 
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 CUSTOM_PROPS_TYPE = REL_NS + "/custom-properties"

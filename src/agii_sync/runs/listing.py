@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from ..config import Municipality
 from ..domain.codes import CEFR_LEVELS, INTERESTS
-from ..domain.export import interest_code
 from ..domain.row import SharedRow
 from ..engine import Run, SiteOutcome
 from ..errors import UsageError
@@ -60,6 +59,8 @@ def _status(text: str) -> str:
 
 
 def _interest(text: str) -> int:
+    from ..domain.export import interest_code  # phonenumbers, pycountry: only for --interest
+
     code = interest_code(text)
     if code is None:
         raise UsageError("--interest: not a code 1-11 or a label of the protocol's list")

@@ -7,8 +7,6 @@ from ..domain.check import Finding
 from ..domain.plan import plan_purge
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import AgiiError, DeleteLimitExceeded, ExitCode
-from ..formats import workbook
-from ..formats.toelichting import TOELICHTING_SHEET
 
 
 def init_site(run: Run, m: Municipality) -> SiteOutcome:
@@ -22,6 +20,8 @@ def init_site(run: Run, m: Municipality) -> SiteOutcome:
         outcome.etag_after = snapshot.etag
         return outcome
     if not run.dry_run:
+        from ..formats import workbook  # openpyxl: imported when a workbook is made
+
         empty = workbook.create_workbook(
             run.config.workbook.sheet, retention_months=run.config.agii.retention_months
         )
@@ -82,6 +82,8 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
         if not ended:  # at the protocol's end everything goes, hand-added rows included
             refuse_unwritable(loaded, run.today)
         else:  # sheets someone added are kept as they are, but may hold copied data
+            from ..formats.toelichting import TOELICHTING_SHEET
+
             ours = (loaded.sheet_name, TOELICHTING_SHEET)
             other_sheets[:] = [name for name in loaded.sheetnames if name not in ours]
         plan = plan_purge(loaded.shared_rows, today=run.today, protocol_ended=ended)
