@@ -358,7 +358,8 @@ def _audit_row(row: AuditRow) -> dict[str, str]:
 
 
 def current_actor(config: Config) -> str:
-    """The app id for certificate (app-only) runs, else the OS account running the tool."""
+    """The app id for certificate (app-only) runs, else the OS account running the tool (a
+    person who signs in with a device code is named by their UPN instead: Run.current_actor)."""
     if config.auth is not None and config.auth.method == "certificate":
         return f"app:{config.auth.client_id}"
     return f"user:{_os_user()}"
