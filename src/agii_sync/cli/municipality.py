@@ -31,9 +31,12 @@ def status_update(
     dry_run: DryRun = False,
 ) -> None:
     """Set 'Status activiteit', the only column the municipality writes. Either one ROW_ID and
-    STATUS, or --from FILE. Every line must be valid, or nothing is written (exit 1). Only
-    status cells change; a status someone else changed meanwhile is reported (exit 5), not
-    overwritten."""
+    STATUS, or --from FILE (e.g. a `list --format csv|xlsx` with statuses filled in: a blank
+    status, or the status the workbook already has, changes nothing). Every line must be
+    valid, or nothing is written (exit 1); the report counts lines changed, unchanged and with
+    problems. Rij-IDs may be typed in any case, with O for 0, I or L for 1, dash optional.
+    Only status cells change; a status someone else changed meanwhile is reported (exit 5),
+    not overwritten."""
 
     def work(state: State) -> ExitCode:
         from ..runlock import run_lock
