@@ -544,7 +544,7 @@ def _crash(*args: Any, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize(
     "target",
-    ["agii_sync.cli.sync.run_push", "agii_sync.runs.push.push_site"],
+    ["agii_sync.runs.push.push", "agii_sync.runs.push.push_site"],  # push: what the command calls
     ids=["in-the-command", "in-a-site-worker-thread"],
 )
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
