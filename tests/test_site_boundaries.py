@@ -84,7 +84,7 @@ def test_each_host_gets_its_own_connection_and_token(
 ) -> None:
     minted: list[str] = []
 
-    def provider(auth, resource, *, prompt):  # type: ignore[no-untyped-def]
+    def provider(auth, resource, *, prompt, certificate_file=None):  # type: ignore[no-untyped-def]
         minted.append(resource)
         return dummy_token
 
