@@ -477,11 +477,12 @@ def _acquire_silent(app: Any, scopes: list[str]) -> Mapping[str, Any] | None:
 def _acquire_by_device_code(
     app: Any, scopes: list[str], prompt: Callable[[str], None]
 ) -> Mapping[str, Any]:
-    flow = _call_msal(lambda: app.initiate_device_flow(scopes=scopes))
+    flow: dict[str, Any] = _call_msal(lambda: app.initiate_device_flow(scopes=scopes))
     if "user_code" not in flow:
         return flow  # an error result; _token_or_failure reports its code
     prompt(device_code_message(flow))
-    return _call_msal(lambda: app.acquire_token_by_device_flow(flow))
+    result: Mapping[str, Any] = _call_msal(lambda: app.acquire_token_by_device_flow(flow))
+    return result
 
 
 NOT_KEPT_NOTE = (
@@ -497,7 +498,8 @@ def _with_note(prompt: Callable[[str], None], note: str) -> Callable[[str], None
 def _persisted_cache_class() -> type:
     from msal_extensions import PersistedTokenCache
 
-    return PersistedTokenCache
+    cache_class: type = PersistedTokenCache
+    return cache_class
 
 
 def device_code_message(flow: Mapping[str, Any]) -> str:

@@ -159,9 +159,11 @@ def status_update(
             changing.extend(e for e in edits if not e.keeps(current[e.row_id]))
             first_read = False
         conflicts.clear()
-        wanted = {}
+        wanted: dict[str, str] = {}
         for edit in changing:
             now = current.get(edit.row_id)
+            if edit.status is None:  # off the list: refused on the first read
+                continue
             if now is None or (now != base[edit.row_id] and now != edit.status):
                 conflicts.append(edit.row_id)
             else:
