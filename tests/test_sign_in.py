@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from agii_sync.cli import app
 from agii_sync.demo_data import write_export
 from agii_sync.emulator import Emulator
-from fixtures.identity import FakeIdentityProvider, TlsFiles
+from fixtures.identity import FakeIdentityProvider, TlsFiles, self_signed
 from fixtures.secrets import MemoryKeyring
 from fixtures.workspace import person
 
@@ -194,27 +194,11 @@ def test_the_test_login_host_is_refused_unless_loopback(
 
 
 def make_pfx(path: Path, password: bytes) -> None:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agii-sync")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "agii-sync")
     path.write_bytes(
         pkcs12.serialize_key_and_certificates(
             b"agii-sync", key, cert, None, BestAvailableEncryption(password)
