@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..engine import Run, worst
 from ..errors import ExitCode
-from ..runs.doctor import checks_of, doctor_site
-from . import State, app, execute, render
+from . import State, app, execute
 from .sync import SiteOption
 
 
@@ -23,8 +21,12 @@ def doctor(ctx: typer.Context, site: SiteOption = None) -> None:
     first on a new tenant."""
 
     def work(state: State) -> ExitCode:
+        from ..engine import worst
+        from ..runs.doctor import checks_of, doctor_site
+        from . import render
+
         config = state.config()
-        run = Run(config, "doctor", state.today())
+        run = state.run(config, "doctor")  # a device-code sign-in shows its code
         outcomes = run.for_each_site(config.select(site), lambda m: doctor_site(run, m))
         code = worst(outcomes)
         if state.json_mode:
