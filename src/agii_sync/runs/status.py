@@ -171,7 +171,6 @@ def status_update(
         return plan_status(loaded.shared_rows, wanted)
 
     def guard(before: bytes | None, after: bytes, plan: Plan) -> None:
-        from ..formats.guard import cells_outside_status  # openpyxl: only when writing
 
         assert before is not None
         stray = parts_outside_status(before, after, run.config.workbook.sheet)

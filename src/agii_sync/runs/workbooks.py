@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Municipality
 from ..domain.check import Finding
 from ..domain.plan import plan_purge
 from ..engine import Run, SiteOutcome, refuse_unwritable
 from ..errors import AgiiError, DeleteLimitExceeded, ExitCode
+
+if TYPE_CHECKING:
+    from ..formats import workbook
 
 
 def init_site(run: Run, m: Municipality) -> SiteOutcome:
