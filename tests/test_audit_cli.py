@@ -45,19 +45,22 @@ def busy(workspace: Workspace) -> Workspace:
 
 
 @pytest.fixture(scope="module")
-def busy_trail(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """The trail of one busy file-site workspace, built once for the tests that only read it."""
+def busy_trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """The trail (and its head) of one busy file-site workspace, built once for the tests that
+    only read it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AGII_SYNC_ROWKEY_SECRET", ROWKEY_SECRET)
         patch.delenv("AGII_SYNC_CONFIG", raising=False)
         ws = run_every_command(Workspace(tmp_path_factory.mktemp("busy"), "file"))
-    return (ws.root / "var" / "audit.jsonl").read_bytes()
+    var = ws.root / "var"
+    return (var / "audit.jsonl").read_bytes(), (var / "audit.jsonl.head").read_bytes()
 
 
 @pytest.fixture
-def trail(busy_trail: bytes, tmp_path: Path) -> Path:
+def trail(busy_trail: tuple[bytes, bytes], tmp_path: Path) -> Path:
     path = tmp_path / "audit.jsonl"
-    path.write_bytes(busy_trail)
+    path.write_bytes(busy_trail[0])
+    path.with_name("audit.jsonl.head").write_bytes(busy_trail[1])
     return path
 
 
@@ -212,7 +215,8 @@ def test_a_write_whose_run_died_before_its_audit_line_is_recorded_by_the_next_ru
             "etag_after": None,
             "counts": {"added": 1},
             "rows": [{"row_id": "ABCDE-12345", "reason": "added"}],
-        }
+        },
+        trail.anchor(),
     )
     died.abandon()  # as the OS does when the process is killed
     running = trail.begin_write(
@@ -224,7 +228,8 @@ def test_a_write_whose_run_died_before_its_audit_line_is_recorded_by_the_next_ru
             "etag_after": None,
             "counts": {},
             "rows": [],
-        }
+        },
+        trail.anchor(),
     )
     assert workspace.cli("check").exit_code == 0
     interrupted = [line for line in workspace.audit_lines() if line.get("interrupted")]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agii_sync import __version__
 from fixtures.workspace import MUNICIPALITIES, Workspace, person
 
 SPL = MUNICIPALITIES[0]["id"]
@@ -210,3 +211,83 @@ def test_json_exit_code_is_the_process_exit_code(
 
 def _expire_first_row(book) -> None:  # type: ignore[no-untyped-def]
     book["Inburgeraars"].cell(2, 13).value = datetime(2020, 1, 1)
+
+
+def log_events(path: Path, fmt: str) -> list[dict]:
+    """The log file's events as {event, fields...}; the text format parsed back."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if fmt == "json":
+        return [json.loads(line) for line in lines]
+    events = []
+    for line in lines:
+        _, level, logger, event, *pairs = re.findall(r'(?:[^\s"]+="(?:\\.|[^"\\])*"|\S+)', line)
+        fields: dict = {"event": event, "level": level, "logger": logger}
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            fields[key] = _text_value(value)
+        events.append(fields)
+    return events
+
+
+def _text_value(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text  # a bare word
+    return json.loads(value) if isinstance(value, str) and value.startswith("{") else value
+
+
+def shape(events: list[dict]) -> list[tuple]:
+    """What must not depend on -q/-v: the events, their sites, outcomes, reasons and counts
+    (sorted: sites run concurrently)."""
+    kept = ("run.start", "site.done", "run.end", "run.failed")
+    return sorted(
+        (
+            (e["event"], e.get("command"), e.get("site"), e.get("outcome"), e.get("exit_code"))
+            + (e.get("reason"), json.dumps(e.get("counts"), sort_keys=True))
+            for e in events
+            if e["event"] in kept
+        ),
+        key=str,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_the_log_file_explains_a_stopped_site_whatever_q_or_v_say(
+    workspace: Workspace, fmt: str
+) -> None:
+    """Issue 15: with -q a site stopped with exit 5 left the log empty; without -q the log had
+    no start, no reason and no counts."""
+    people = [person(n, n % 3) for n in range(1, 31)]
+    assert workspace.cli("push", str(workspace.export(people))).exit_code == 0
+    # Mechelen keeps 1 of its 10 people: past max_delete (25 %), a safety stop for that site.
+    mechelen = MUNICIPALITIES[1]["nis"]
+    kept = [p for p in people if p["nis_code"] != mechelen or p["dossiernummer"].endswith("01")]
+    second = workspace.export(kept, "second.csv")
+    shapes = {}
+    for flags in (("-q",), (), ("-v",)):
+        log = workspace.root / f"run{''.join(flags)}.{fmt}.log"
+        options = ("--log-file", str(log), "--log-format", fmt, *flags)
+        result = workspace.cli(*options, "push", str(second), "--dry-run")
+        assert result.exit_code == 5, result.output
+        events = log_events(log, fmt)
+        start, *sites, end = events
+        assert start["event"] == "run.start" and start["command"] == "push"
+        assert re.fullmatch(r"[0-9a-f]{16}", start["config_hash"])
+        assert start["version"] == __version__
+        assert end["event"] == "run.end" and end["exit_code"] == 5
+        done = {e["site"]: e for e in sites if e["event"] == "site.done"}
+        assert set(done) == {m["id"] for m in MUNICIPALITIES}
+        stopped = done[MUNICIPALITIES[1]["id"]]
+        assert (stopped["outcome"], stopped["exit_code"]) == ("failed", 5)
+        assert stopped["reason"] == "delete_limit_exceeded"
+        assert (stopped["counts"], stopped["planned"]["removed"]) == ({}, 9)
+        fine = done[SPL]
+        assert (fine["outcome"], fine["reason"], fine["counts"]["unchanged"]) == (
+            "unchanged",
+            None,
+            10,
+        )
+        assert isinstance(fine["duration_ms"], int)
+        shapes[flags] = shape(events)
+    assert shapes[("-q",)] == shapes[()] == shapes[("-v",)]

@@ -17,12 +17,12 @@ log = logging.getLogger("agii_sync.push")
 @pytest.fixture(autouse=True)
 def reset_logging() -> Iterator[None]:
     yield
-    configure_logging(None, "text", 0, False)
+    configure_logging(None, "text")
 
 
 def test_json_lines_carry_time_level_logger_event_and_fields(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "run.jsonl"
-    configure_logging(log_file, "json", verbose=0, quiet=False)
+    configure_logging(log_file, "json")
 
     log.info("push.site_done", extra={"fields": {"site": "sint-pieters-leeuw", "added": 3}})
     log.warning("push.throttled", extra={"fields": {"retry_after": 2.5, "level": "x"}})
@@ -39,7 +39,7 @@ def test_json_lines_carry_time_level_logger_event_and_fields(tmp_path: Path) -> 
 
 def test_text_format_is_one_line_with_key_values(tmp_path: Path) -> None:
     log_file = tmp_path / "run.log"
-    configure_logging(log_file, "text", verbose=0, quiet=False)
+    configure_logging(log_file, "text")
 
     log.info("push.site_done", extra={"fields": {"site": "leuven", "note": "two words"}})
 
@@ -48,20 +48,16 @@ def test_text_format_is_one_line_with_key_values(tmp_path: Path) -> None:
     assert line.endswith('site=leuven note="two words"')
 
 
-def test_levels_follow_verbose_and_quiet(tmp_path: Path) -> None:
+def test_the_file_gets_info_and_above(tmp_path: Path) -> None:
+    """-q and -v are for the terminal; the log file's content does not depend on them."""
     log_file = tmp_path / "run.jsonl"
-
-    configure_logging(log_file, "json", verbose=0, quiet=False)
+    configure_logging(log_file, "json")
     log.debug("hidden.debug")
     log.info("shown.info")
-    configure_logging(log_file, "json", verbose=1, quiet=False)
-    log.debug("shown.debug")
-    configure_logging(log_file, "json", verbose=0, quiet=True)
-    log.info("hidden.info")
     log.warning("shown.warning")
 
     events = [json.loads(line)["event"] for line in log_file.read_text().splitlines()]
-    assert events == ["shown.info", "shown.debug", "shown.warning"]
+    assert events == ["shown.info", "shown.warning"]
 
 
 def test_reconfiguring_replaces_our_handler_only(tmp_path: Path) -> None:
@@ -69,8 +65,8 @@ def test_reconfiguring_replaces_our_handler_only(tmp_path: Path) -> None:
     foreign = logging.NullHandler()
     logger.addHandler(foreign)
     try:
-        configure_logging(tmp_path / "a.log", "text", 0, False)
-        configure_logging(tmp_path / "b.log", "text", 0, False)
+        configure_logging(tmp_path / "a.log", "text")
+        configure_logging(tmp_path / "b.log", "text")
         log.info("only.in.b")
 
         assert foreign in logger.handlers
@@ -84,9 +80,9 @@ def test_reconfiguring_replaces_our_handler_only(tmp_path: Path) -> None:
 def test_nothing_reaches_stdout_or_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure_logging(tmp_path / "run.log", "json", verbose=2, quiet=False)
+    configure_logging(tmp_path / "run.log", "json")
     log.error("push.failed")
-    configure_logging(None, "text", verbose=2, quiet=False)
+    configure_logging(None, "text")
     log.error("push.failed")
     log.warning("push.warned")
 
@@ -96,7 +92,7 @@ def test_nothing_reaches_stdout_or_stderr(
 
 def test_exceptions_are_logged_without_their_text(tmp_path: Path) -> None:
     log_file = tmp_path / "run.jsonl"
-    configure_logging(log_file, "json", verbose=0, quiet=False)
+    configure_logging(log_file, "json")
 
     try:
         raise ValueError("Jan Peeters, Kerkstraat 1")
@@ -113,7 +109,7 @@ def test_without_log_file_warnings_go_nowhere_in_a_plain_process() -> None:
     # In-process, pytest's own root handler would hide logging's stderr fallback.
     script = (
         "import logging; from agii_sync.logs import configure_logging; "
-        "configure_logging(None, 'text', 0, False); "
+        "configure_logging(None, 'text'); "
         "logging.getLogger('agii_sync.push').error('push.failed')"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

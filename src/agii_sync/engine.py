@@ -9,13 +9,15 @@ others. Every site touched gets one audit line.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .audit import AuditTrail, PendingWrite, audit_event, current_actor
+from . import interrupt
+from .audit import AuditTrail, AuditUnwritable, PendingWrite, audit_event, current_actor
 from .auth import ROWKEY_ENV
 from .config import Config, Municipality
 from .domain.check import Finding, check_rows
@@ -24,6 +26,7 @@ from .errors import (
     AgiiError,
     EtagConflict,
     ExitCode,
+    Interrupted,
     LayoutError,
     SafetyStop,
     TemporaryFailure,
@@ -41,6 +44,7 @@ log = logging.getLogger("agii_sync.engine")
 
 MAX_ATTEMPTS = 5
 UNWRITABLE = frozenset({"invalid_row_id", "duplicate_row_id", "formula"})
+WRITING_COMMANDS = frozenset({"init", "push", "purge", "status-update"})
 
 PlanMaker = Callable[["workbook.LoadedWorkbook | None"], Plan]
 Guard = Callable[[bytes | None, bytes, Plan], None]
@@ -62,11 +66,46 @@ class SiteOutcome:
     details: dict[str, Any] = field(default_factory=dict)
     audited_rows: int | None = None  # rows read, for read-only commands
     pending: PendingWrite | None = None  # the write-ahead note, until the audit line is out
+    write_id: str | None = None  # of the write that landed: in its anchor and its audit line
+    warnings: list[str] = field(default_factory=list)
 
     def fail(self, error: AgiiError) -> SiteOutcome:
         self.error = error
         self.exit_code = max(self.exit_code, error.exit_code)
         return self
+
+    @property
+    def stopped(self) -> str | None:
+        """``not_started`` or ``abandoned`` when Ctrl-C/SIGTERM stopped this site unwritten."""
+        if isinstance(self.error, Interrupted) and not self.written:
+            return self.error.stage
+        return None
+
+    def state(self, dry_run: bool) -> str:
+        """written, not_started, abandoned, failed, findings, planned (dry run) or unchanged."""
+        if self.written:
+            return "written"
+        if self.stopped:
+            return self.stopped
+        if self.error is not None:
+            return "failed"
+        if self.findings:
+            return "findings"
+        if dry_run and self.plan is not None and not self.plan.is_empty:
+            return "planned"
+        return "unchanged"
+
+    @property
+    def done_plan(self) -> Plan | None:
+        """The plan as far as it was carried out (or, in a dry run, planned): counts say what
+        was done, not what a failure prevented."""
+        return self.plan if self.error is None or self.written else None
+
+    @property
+    def reason(self) -> str | None:
+        if self.error is not None:
+            return self.error.code
+        return "findings" if self.findings else None
 
 
 @dataclass
@@ -89,7 +128,34 @@ class Run:
         self.audit = self.audit or AuditTrail(self.config.audit_log)
         self.memory = StatusMemory(self.config.audit_log)
         self.actor = self.actor or current_actor(self.config)
-        self.audit.recover_interrupted()
+        with interrupt.deferred():  # appends lines: not cut short by Ctrl-C
+            self.recover_notes()
+
+    @property
+    def writes(self) -> bool:
+        return self.command in WRITING_COMMANDS and not self.dry_run
+
+    def recover_notes(self) -> None:
+        """Record the writes of runs that died. A command that writes needs a writable trail
+        and sound notes before it touches anything; a read-only one goes ahead regardless."""
+        assert self.audit is not None
+        if self.writes:
+            try:
+                self.audit.ensure_writable()
+            except AuditUnwritable as error:
+                raise error.before_any_write() from None
+            rejected = self.audit.recover_interrupted().rejected
+            if rejected:
+                raise rejected[0].error()
+            return
+        try:
+            rejected = self.audit.recover_interrupted().rejected
+        except AgiiError as error:  # an unwritable trail, a damaged key: the notes wait
+            log.warning("audit.notes_not_recovered", extra={"fields": {"error": _name(error)}})
+            return
+        for problem in rejected:
+            fields = {"note": problem.path.name, "reason": problem.reason}
+            log.warning("audit.note_rejected", extra={"fields": fields})
 
     def current_actor(self) -> str:
         """The person signed in for this run (device code), once they have; else the app id
@@ -110,8 +176,12 @@ class Run:
         workers = max(1, min(self.config.agii.workers, len(municipalities)))
         inline = self.processes
         # The workbook work of the sites goes to one process per core; the threads wait on
-        # the network and on those processes.
-        with WorkbookProcesses(min(workers, usable_cores())) as self.processes:
+        # the network and on those processes. Ctrl-C only flags the stop meanwhile: every
+        # site then stops at its next step and is reported and audited as it stands.
+        with (
+            interrupt.deferred(),
+            WorkbookProcesses(min(workers, usable_cores())) as self.processes,
+        ):
             try:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="site") as pool:
                     return list(pool.map(lambda m: self._guarded(m, work), municipalities))
@@ -121,7 +191,11 @@ class Run:
     def _guarded(
         self, municipality: Municipality, work: Callable[[Municipality], SiteOutcome]
     ) -> SiteOutcome:
+        started = time.monotonic()
+        log.info("site.start", extra={"fields": {"command": self.command, "site": municipality.id}})
         try:
+            if interrupt.stopped():
+                raise Interrupted(interrupt.signal_name(), "not_started")
             outcome = work(municipality)
         except AgiiError as error:
             # The outcome so far (the ETag read, ...) when the error left update_workbook.
@@ -129,39 +203,68 @@ class Run:
             outcome = so_far if isinstance(so_far, SiteOutcome) else SiteOutcome(municipality.id)
             outcome.fail(error)
             outcome.plan = getattr(error, "plan", None) or outcome.plan  # what would have been
-        log.info(
-            "site.done",
-            extra={
-                "fields": {
-                    "command": self.command,
-                    "site": municipality.id,
-                    "exit_code": int(outcome.exit_code),
-                    "written": outcome.written,
-                }
-            },
-        )
         self._audit(outcome)
+        self._log_site(outcome, started)
         return outcome
+
+    def _log_site(self, outcome: SiteOutcome, started: float) -> None:
+        """One line per site in the log file: what happened, why (a stable code), how much."""
+        fields: dict[str, Any] = {
+            "command": self.command,
+            "site": outcome.site,
+            "outcome": outcome.state(self.dry_run),
+            "exit_code": int(outcome.exit_code),
+            "reason": outcome.reason,
+            "counts": self._counts(outcome, outcome.done_plan),
+            "duration_ms": round((time.monotonic() - started) * 1000),
+            "written": outcome.written,
+        }
+        if outcome.plan is not None and outcome.done_plan is None:
+            fields["planned"] = dict(outcome.plan.counts())  # what the stop prevented
+        if outcome.findings:
+            fields["finding_codes"] = sorted({f.code for f in outcome.findings})
+        log.info("site.done", extra={"fields": fields})
 
     def _audit(self, outcome: SiteOutcome) -> None:
         assert self.audit is not None
-        # Counts say what was done (or, in a dry run, planned): not what a failure prevented.
-        done = outcome.error is None or outcome.written
-        event = self._event(outcome, outcome.plan if done else None, rows=outcome.written)
+        event = self._event(outcome, outcome.done_plan, rows=outcome.written)
         event["exit_code"] = int(outcome.exit_code)
         if outcome.error is not None:
             event["error"] = type(outcome.error).__name__
         if outcome.written and outcome.details.get("not_carried_cells"):
             event["not_carried"] = list(outcome.details["not_carried_cells"])
-        self.audit.append(event)
+        if outcome.stopped:
+            event["stopped"] = outcome.stopped
+        try:
+            self.audit.append(event)
+        except AuditUnwritable as error:
+            self._audit_line_lost(outcome, error)
+            return
         if outcome.pending is not None:
             outcome.pending.done()
 
-    def _event(self, outcome: SiteOutcome, plan: Plan | None, *, rows: bool) -> dict[str, Any]:
+    def _audit_line_lost(self, outcome: SiteOutcome, error: AuditUnwritable) -> None:
+        """A write's note stays for the next run to record; a read-only command still gives
+        its answer, with a warning."""
+        log.warning("audit.unwritable", extra={"fields": {"site": outcome.site}})
+        if outcome.pending is not None:
+            outcome.pending.abandon()
+            outcome.pending = None
+        if self.writes:
+            outcome.fail(error)
+        else:
+            outcome.warnings.append(f"{error.message}: this run left no audit line")
+
+    @staticmethod
+    def _counts(outcome: SiteOutcome, plan: Plan | None) -> dict[str, int]:
         counts: dict[str, int] = dict(plan.counts()) if plan else {}
         if outcome.audited_rows is not None:
             counts["rows_read"] = outcome.audited_rows
         counts.update({k: v for k, v in outcome.details.items() if isinstance(v, int)})
+        return counts
+
+    def _event(self, outcome: SiteOutcome, plan: Plan | None, *, rows: bool) -> dict[str, Any]:
+        counts = self._counts(outcome, plan)
         return audit_event(
             actor=self.current_actor(),
             command=self.command + (" --dry-run" if self.dry_run else ""),
@@ -170,7 +273,7 @@ class Run:
             etag_after=outcome.etag_after,
             counts=counts,
             rows=[(c.row_id, c.reason) for c in plan.changes] if plan and rows else [],
-        )
+        ) | ({"write_id": outcome.write_id} if outcome.write_id else {})
 
     # -- the read → plan → write loop ---------------------------------------------------
 
@@ -223,11 +326,13 @@ class Run:
     ) -> SiteOutcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             outcome.attempts = attempt
+            interrupt.check()
             snapshot = site.read()
             outcome.etag_before = outcome.etag_before or snapshot.etag
             loaded = self.load(snapshot, status_only=status_only)
             if loaded is None and not create_missing:
                 return outcome
+            interrupt.check()
             plan = make_plan(loaded)
             outcome.plan = plan
             restore = repair and loaded is not None and not loaded.has_toelichting
@@ -240,23 +345,14 @@ class Run:
                 outcome.details["not_carried_cells"] = not_carried
             if guard is not None:
                 guard(snapshot.content, content, plan)
-            pending = self._begin_write(outcome, plan)
             try:
-                outcome.etag_after = site.write(content, snapshot.etag)
-            except (EtagConflict, WorkbookLocked) as refused:
-                pending.done()  # refused: nothing was written
-                if isinstance(refused, WorkbookLocked):
-                    raise
+                self.write_anchored(site, outcome, content, snapshot.etag, plan)
+            except EtagConflict:
                 log.info(
                     "site.conflict", extra={"fields": {"site": municipality.id, "attempt": attempt}}
                 )
                 continue
-            except BaseException:
-                pending.abandon()  # it may have landed: the next run records it as interrupted
-                raise
-            outcome.written = True
             outcome.created = loaded is None
-            outcome.pending = pending
             return outcome
         raise TemporaryFailure(
             f"{municipality.id}: the workbook kept changing while agii-sync wrote it "
@@ -264,9 +360,36 @@ class Run:
             hint="someone else is editing it; run again later",
         )
 
-    def _begin_write(self, outcome: SiteOutcome, plan: Plan) -> PendingWrite:
+    def write_anchored(
+        self,
+        site: Site,
+        outcome: SiteOutcome,
+        content: bytes,
+        if_match: str | None,
+        plan: Plan | None,
+    ) -> None:
+        """Write the workbook with the trail's anchor in it, under a write-ahead note: a run
+        killed after the write still leaves a trace the next run records."""
+        from .formats import docprops
+
         assert self.audit is not None
-        return self.audit.begin_write(self._event(outcome, plan, rows=True))
+        anchor = self.audit.anchor()
+        content = self.processes.call(
+            docprops.set_property, content, docprops.ANCHOR_PROPERTY, anchor.text()
+        )
+        interrupt.check()  # the last point to stop: from here the write goes through
+        pending = self.audit.begin_write(self._event(outcome, plan, rows=True), anchor)
+        try:
+            outcome.etag_after = site.write(content, if_match)
+        except (EtagConflict, WorkbookLocked):
+            pending.done()  # refused: nothing was written
+            raise
+        except BaseException:
+            pending.abandon()  # it may have landed: the next run records it as interrupted
+            raise
+        outcome.written = True
+        outcome.write_id = anchor.write
+        outcome.pending = pending
 
     def load(
         self, snapshot: Snapshot, *, status_only: bool = False
@@ -331,6 +454,10 @@ def refuse_another_secret(
             "no Rij-ID would match (a push would replace every row and lose every status)",
             hint=f"use the row-key secret of earlier runs ({ROWKEY_ENV} or `agii-sync login`)",
         )
+
+
+def _name(error: BaseException) -> str:
+    return type(error).__name__
 
 
 def worst(outcomes: Iterable[SiteOutcome], *more: ExitCode) -> ExitCode:

@@ -5,6 +5,7 @@ Messages never contain personal data: callers pass row numbers, column names and
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -25,6 +26,11 @@ class AgiiError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    @property
+    def code(self) -> str:
+        """A stable reason code for logs: the class name in snake case."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
     def __reduce__(self) -> tuple[object, ...]:
         # Raised in a worker process and re-raised here: rebuilt as it was, hint included.
@@ -58,6 +64,22 @@ class SecretMissing(AgiiError):
 
 class TemporaryFailure(AgiiError):
     exit_code = ExitCode.TEMPORARY
+
+
+class Interrupted(TemporaryFailure):
+    """Ctrl-C or SIGTERM: this site's work stopped at a step boundary; nothing half-written.
+    ``stage`` says what the site got: ``not_started`` or ``abandoned`` (begun, not written)."""
+
+    def __init__(self, signal_name: str, stage: str = "abandoned") -> None:
+        what = {
+            "not_started": "before this site was started",
+            "abandoned": "before this site's workbook was written",
+        }[stage]
+        super().__init__(
+            f"stopped by {signal_name} {what}; nothing was written to it",
+            hint="run the same command again",
+        )
+        self.stage = stage
 
 
 class WorkbookLocked(TemporaryFailure):

@@ -12,7 +12,9 @@ JSON format writes one object per line: ``time`` (UTC ISO-8601), ``level``, ``lo
 
 Logging is for the file only: never stdout (reserved for ``--json``), and without
 ``--log-file`` nothing is written anywhere, warnings included; ``output.py`` shows the user what
-matters. Levels: INFO, DEBUG with ``-v``, WARNING with ``-q``.
+matters. The file gets INFO and above whatever ``-q``/``-v`` say (they are for the terminal):
+a cron job run with ``-q`` logs the same events as a person at a terminal, ``run.start``, one
+``site.done`` per site (outcome, reason code, counts, duration) and ``run.end``.
 
 Fields and event names carry row numbers, codes and site ids, never personal data. For the same
 reason an exception is logged as its class and frames (file, line, function) without its text,
@@ -45,12 +47,10 @@ class _NullHandler(logging.NullHandler, _OurHandler):
     pass
 
 
-def configure_logging(
-    log_file: Path | None, fmt: LogFormat = "text", verbose: int = 0, quiet: bool = False
-) -> logging.Logger:
+def configure_logging(log_file: Path | None, fmt: LogFormat = "text") -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     _remove_our_handlers(logger)
-    logger.setLevel(_level(verbose, quiet))
+    logger.setLevel(logging.INFO)
     if log_file is None:
         # Without a handler, logging's last resort would print warnings to stderr.
         logger.addHandler(_NullHandler())
@@ -61,12 +61,6 @@ def configure_logging(
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger.addHandler(handler)
     return logger
-
-
-def _level(verbose: int, quiet: bool) -> int:
-    if quiet:
-        return logging.WARNING
-    return logging.DEBUG if verbose > 0 else logging.INFO
 
 
 def _remove_our_handlers(logger: logging.Logger) -> None:

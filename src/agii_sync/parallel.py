@@ -43,6 +43,8 @@ __all__ = [
     "worker_pool",
 ]
 
+from . import interrupt
+
 log = logging.getLogger("agii_sync.parallel")
 
 T = TypeVar("T")
@@ -75,14 +77,14 @@ class WorkbookProcesses:
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            shut_down(self._pool)
             self._pool = None
 
     def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         if self._pool is None or self._broken:
             return fn(*args, **kwargs)
         try:
-            return self._pool.submit(fn, *args, **kwargs).result()
+            return interrupt.wait(self._pool.submit(fn, *args, **kwargs))
         except BrokenProcessPool:
             log.warning("parallel.worker_died", extra={"fields": {"fallback": "in-process"}})
             self._broken = True
@@ -99,6 +101,21 @@ def start_method() -> str | None:
         if "forkserver" in methods:
             return "forkserver"
     return "spawn" if "spawn" in methods else None
+
+
+def shut_down(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down; after Ctrl-C/SIGTERM without waiting for work nobody needs now."""
+    if not interrupt.stopped():
+        pool.shutdown(cancel_futures=True)
+        return
+    # The executor has no public way to end busy workers; its process table has been the
+    # same attribute since Python 3.2. A worker ended mid-task holds no file of ours open
+    # for writing (workers only compute).
+    workers = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
 
 
 def _only_thread() -> bool:
@@ -196,6 +213,7 @@ PARENT_CHECK_SECONDS = 0.2
 def _start_worker(parent: int, scratch: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tempfile.tempdir = scratch
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # terminate() must end it
     threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from .. import __version__
+from .. import __version__, interrupt
 from ..errors import AgiiError, ExitCode
 
 if TYPE_CHECKING:
@@ -118,7 +120,7 @@ def main_options(
     use_private_scratch()
 
     try:
-        configure_logging(log_file, log_format, verbose, quiet)  # type: ignore[arg-type]
+        configure_logging(log_file, log_format)  # type: ignore[arg-type]
     except OSError as exc:
         _usage_exit(f"--log-file {log_file}: cannot open it for writing ({type(exc).__name__})")
     ctx.obj = State(config, json_output, quiet, verbose, yes)
@@ -137,22 +139,50 @@ def _usage_exit(message: str) -> NoReturn:
 
 def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
     """Run a command's work; turn every failure into a one-line message and its exit code.
+    The log file gets ``run.start`` and ``run.end`` around it, whatever -q/-v say.
 
     Unexpected exceptions show their type and place only: their message or locals could hold
     personal data."""
     state: State = ctx.obj
+    command = " ".join(ctx.command_path.split()[1:]) or str(ctx.info_name)
+    started = time.monotonic()
+    log.info(
+        "run.start",
+        extra={
+            "fields": {
+                "command": command,
+                "config_hash": _config_hash(state.config_path),
+                "version": __version__,
+            }
+        },
+    )
+    code = _run(state, work)
+    fields = {"command": command, "exit_code": int(code), "duration_ms": _ms_since(started)}
+    log.info("run.end", extra={"fields": fields})
+    raise typer.Exit(int(code))
+
+
+def _run(state: State, work: Callable[[State], Any]) -> ExitCode:
+    code = _run_work(state, work)
+    if interrupt.stopped() and code != ExitCode.TEMPORARY:  # the signal came after the sites
+        state.output.failure(f"stopped by {interrupt.signal_name()}; run it again")
+        code = max(code, ExitCode.TEMPORARY)
+    return code
+
+
+def _run_work(state: State, work: Callable[[State], Any]) -> ExitCode:
     try:
-        code = work(state)
+        return ExitCode(int(work(state) or 0))
     except AgiiError as error:
-        log.error(
-            "run.failed",
-            extra={"fields": {"error": type(error).__name__, "exit_code": int(error.exit_code)}},
-        )
+        fields = {"error": type(error).__name__, "reason": error.code}
+        log.error("run.failed", extra={"fields": fields | {"exit_code": int(error.exit_code)}})
         _report_failure(state, error)
-        raise typer.Exit(int(error.exit_code)) from None
-    except KeyboardInterrupt:
-        state.output.failure("interrupted; nothing half-written (writes are atomic)")
-        raise typer.Exit(ExitCode.TEMPORARY) from None
+        return error.exit_code
+    except KeyboardInterrupt:  # outside the sites' work (see interrupt.py): nothing begun
+        state.output.failure(
+            f"stopped by {interrupt.signal_name()} before any site was written; run it again"
+        )
+        return ExitCode.TEMPORARY
     except Exception as exc:  # noqa: BLE001 - the last guard against a leaking traceback
         log.error("run.crashed", extra={"fields": {"error": type(exc).__name__, "at": _where(exc)}})
         if state.json_mode:
@@ -163,8 +193,21 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
                 }
             )
         state.output.failure(_crash_line(exc))
-        raise typer.Exit(ExitCode.SAFETY) from None
-    raise typer.Exit(int(code or 0))
+        return ExitCode.SAFETY
+
+
+def _config_hash(explicit: Path | None) -> str | None:
+    """sha256 (first 16 hex digits) of the config file's bytes: which config a run used."""
+    from ..config import find_config
+
+    try:
+        return hashlib.sha256(find_config(explicit).read_bytes()).hexdigest()[:16]
+    except (AgiiError, OSError, ValueError):
+        return None  # the command itself reports a missing or unreadable config
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def _crash_line(exc: BaseException) -> str:
@@ -202,18 +245,24 @@ def _where(exc: BaseException) -> str:
 
 
 def main() -> None:
+    interrupt.install()
     try:
+        interrupt.started()
         code = app(standalone_mode=False)
     except typer.TyperException as error:  # a usage error: unknown option, missing argument
         _report_usage_error(error, json_mode="--json" in sys.argv[1:])
         sys.exit(ExitCode.USAGE)
-    except typer.Abort:
-        _output().failure("interrupted")
-        sys.exit(ExitCode.TEMPORARY)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C while the options were read
+        interrupted_exit()
     except Exception as exc:  # noqa: BLE001 - outside a command's execute(): no traceback either
         _output().failure(_crash_line(exc))
         sys.exit(ExitCode.SAFETY)
     sys.exit(code or 0)
+
+
+def interrupted_exit() -> NoReturn:
+    sys.stderr.write(f"error: stopped by {interrupt.signal_name()}; nothing was done\n")
+    sys.exit(ExitCode.TEMPORARY)
 
 
 def _report_usage_error(error: Any, *, json_mode: bool) -> None:

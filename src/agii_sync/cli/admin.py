@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import ExitCode, UsageError
-from . import State, app, execute
+from ..errors import AgiiError, ExitCode, UsageError
+from . import State, app, execute, render
+
+if TYPE_CHECKING:
+    from .. import audit as audit_trail
 
 # audit, auth (keyring, msal), schemas (pydantic models) are imported by the commands that
 # use them, so that `--help` starts fast (see cli/sync.py).
@@ -31,36 +34,67 @@ def _audit_path(state: State, log: Path | None) -> Path:
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context, log: LogOption = None) -> None:
-    """Check the hash chain. Exit 1 naming the first line that was changed, removed or
-    reordered."""
+def audit_verify(
+    ctx: typer.Context,
+    log: LogOption = None,
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="Also cross-check the trail with the anchor each site's workbook carries: a "
+            "trail cut below any site's last write fails.",
+        ),
+    ] = False,
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="With --sites: only this municipality (repeatable)."),
+    ] = None,
+) -> None:
+    """Check the hash chain, the trail's head and the write-ahead notes. Exit 1 naming the
+    first line that was changed, removed or reordered (or the site and the missing line)."""
 
     def work(state: State) -> ExitCode:
         from .. import audit as audit_trail
 
         path = _audit_path(state, log)
-        if not path.exists() and audit_trail.Head.read(path) is None:
+        # Without the trail, the sites' anchors still tell whether it ever had lines.
+        if not path.exists() and not _has_head(path) and not (sites or site):
             raise UsageError(f"audit trail {path} does not exist")
         result = audit_trail.verify(path)  # a trail gone but for its head: lines removed
-        code = ExitCode.OK if result.ok else ExitCode.DATA
-        if state.json_mode:
-            state.output.document(
-                {
-                    "command": "audit verify",
-                    "exit_code": int(code),
-                    "ok": result.ok,
-                    "lines": result.lines,
-                    "first_bad_line": result.first_bad_line,
-                    "reason": result.reason,
-                }
-            )
-        elif result.ok:
-            state.output.line(f"audit trail intact: {result.lines} lines", style="green")
-        else:
-            state.output.failure(f"line {result.first_bad_line}: {result.reason}")
+        trail = audit_trail.AuditTrail(path)
+        notes = trail.pending_notes()
+        bad_notes = [problem for _, _, problem in notes if problem is not None]
+        checks, unread = _site_checks(state, path, notes, site) if sites or site else ([], [])
+        code = ExitCode.OK if result.ok and not bad_notes else ExitCode.DATA
+        if any(not c.ok for c in checks):
+            code = ExitCode.DATA
+        code = max([code, *(error.exit_code for _, error in unread)])
+        render.audit_verify(state.output, code, result, bad_notes, checks, unread)
         return code
 
     execute(ctx, work)
+
+
+def _has_head(path: Path) -> bool:
+    from .. import audit as audit_trail
+
+    return audit_trail.Head.path_for(path).exists()
+
+
+def _site_checks(
+    state: State,
+    path: Path,
+    notes: list[tuple[Path, dict[str, Any] | None, audit_trail.NoteProblem | None]],
+    site_ids: list[str] | None,
+) -> tuple[list[audit_trail.AnchorCheck], list[tuple[str, AgiiError]]]:
+    from .. import audit as audit_trail
+    from ..runs.anchors import read_anchors
+
+    found = read_anchors(state.config(), site_ids)
+    anchors = [read for _, read in found if isinstance(read, audit_trail.SiteAnchor)]
+    unread = [(site_id, read) for site_id, read in found if isinstance(read, AgiiError)]
+    pending = [event["write_id"] for _, event, _ in notes if event and "write_id" in event]
+    return audit_trail.check_anchors(path, anchors, pending), unread
 
 
 @audit_app.command("show")

@@ -7,13 +7,15 @@ only; no value of the export ever reaches this module's output except in ``list`
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
+from ..audit import AnchorCheck, NoteProblem, VerifyResult
 from ..domain.access import AccessFinding, AccessReport, Grant
 from ..domain.check import Finding
 from ..domain.problems import Problem
 from ..engine import SiteOutcome, worst
-from ..errors import ExitCode
+from ..errors import AgiiError, ExitCode
 from ..output import Output
 from ..runs.doctor import Check
 
@@ -46,6 +48,10 @@ def outcome_doc(o: SiteOutcome, *, changes: bool = True) -> dict[str, Any]:
         "error": None,
         "findings": [finding_doc(f) for f in o.findings],
     }
+    if o.warnings:
+        doc["warnings"] = list(o.warnings)
+    if o.stopped:
+        doc["stopped"] = o.stopped  # Ctrl-C/SIGTERM: not_started or abandoned
     doc.update({k: v for k, v in o.details.items()})
     if o.plan and changes:
         doc["changes"] = [
@@ -80,6 +86,9 @@ def sites(
         doc["sites"] = [outcome_doc(o) for o in items]
         out.document(doc)
         return code
+    for o in items:
+        for warning in o.warnings:
+            out.warn(f"{o.site}: {warning}")
     if out.quiet:  # -q: only what went wrong, so a cron mail means something
         items = [o for o in items if o.exit_code != ExitCode.OK]
         if not items:
@@ -177,7 +186,9 @@ def _result(o: SiteOutcome) -> str:
 
 def _note(o: SiteOutcome) -> str:
     notes = []
-    if o.error is not None:
+    if o.stopped:
+        notes.append("stopped: " + o.stopped.replace("_", " ") + ", nothing written")
+    elif o.error is not None:
         notes.append(type(o.error).__name__)
     if o.details.get("already_present"):
         notes.append("workbook already present, left as is")
@@ -196,6 +207,55 @@ def _note(o: SiteOutcome) -> str:
     if o.attempts > 1:
         notes.append(f"re-read {o.attempts - 1}x after a concurrent change")
     return "; ".join(notes)
+
+
+# -- audit verify ---------------------------------------------------------------------------
+
+
+def audit_verify(
+    out: Output,
+    code: ExitCode,
+    result: VerifyResult,
+    notes: list[NoteProblem],
+    checks: list[AnchorCheck],
+    unread: list[tuple[str, AgiiError]],
+) -> None:
+    if out.json_mode:
+        out.document(
+            {
+                "command": "audit verify",
+                "exit_code": int(code),
+                "ok": code == ExitCode.OK,
+                "lines": result.lines,
+                "first_bad_line": result.first_bad_line,
+                "reason": result.reason,
+                "notes": [{"file": str(n.path), "problem": n.reason} for n in notes],
+                "sites": [_anchor_doc(c) for c in checks]
+                + [_unread_doc(site, error) for site, error in unread],
+            }
+        )
+        return
+    if result.ok:
+        out.line(f"audit trail intact: {result.lines} lines", style="green")
+    else:
+        out.failure(f"line {result.first_bad_line}: {result.reason}")
+    for note in notes:
+        out.failure(f"write-ahead note {note.path}: {note.reason}; not recorded")
+    for check in checks:
+        if check.ok:
+            out.line(check.message)
+        else:
+            out.failure(check.message)
+    for site, error in unread:
+        out.error(error, site=site)
+
+
+def _anchor_doc(c: AnchorCheck) -> dict[str, Any]:
+    return asdict(c) | {"ok": c.ok}
+
+
+def _unread_doc(site: str, error: AgiiError) -> dict[str, Any]:
+    return _anchor_doc(AnchorCheck(site, "unreadable", error.message))
 
 
 # -- access-check ---------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def push(
             "rejected": len({p.line for p in ex.problems if p.severity == "error"}),
             "skipped_other_nis": ex.skipped_other_nis,
             "unknown_columns": ex.unknown_columns,
-        }
+        } | ({"stopped": True} if ex.stopped else {})
         if state.json_mode:
             extra = {
                 "exit_code": int(report.exit_code),
@@ -157,7 +157,10 @@ def push(
             }
             render.sites(state.output, "push", report.outcomes, show_changes=True, extra=extra)
             return report.exit_code
-        _export_summary(state, summary)
+        if ex.stopped:
+            state.output.warn("stopped before the export was read to the end")
+        else:
+            _export_summary(state, summary)
         render.problems(state.output, ex.problems)
         if report.blocked_by_strict:
             state.output.warn("--strict: rows were rejected, so nothing was written anywhere")

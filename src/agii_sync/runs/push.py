@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import interrupt
 from ..auth import rowkey_secret
 from ..config import Config, DeleteLimit, Municipality
 from ..domain import rejections
@@ -37,6 +38,7 @@ class ExportSummary:
     problems: list[Problem]
     unknown_columns: list[str]
     skipped_other_nis: int
+    stopped: bool = False  # Ctrl-C/SIGTERM came before the export was read to the end
 
     @property
     def exit_code(self) -> ExitCode:
@@ -88,7 +90,7 @@ def push(
             return push_site(run, m, desired, limit=limit)
 
         outcomes = run.for_each_site(municipalities, one_site)
-        return PushReport(export.prepared().summary, outcomes)
+        return PushReport(export.summary(), outcomes)
 
 
 @dataclass
@@ -121,6 +123,13 @@ class ExportInBackground:
     def __exit__(self, *exc: object) -> None:
         if self._job is not None:
             self._job.close()
+
+    def summary(self) -> ExportSummary:
+        """The export's summary; after Ctrl-C one that says so, unless it was already read."""
+        read = self._prepared is not None or self._job is None
+        if interrupt.stopped() and not read:
+            return ExportSummary(0, 0, [], [], 0, stopped=True)
+        return self.prepared().summary
 
     def prepared(self) -> PreparedExport:
         with self._lock:

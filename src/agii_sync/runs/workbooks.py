@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import interrupt
 from ..config import Municipality
 from ..domain.check import Finding
 from ..domain.plan import plan_purge
@@ -30,8 +31,8 @@ def init_site(run: Run, m: Municipality) -> SiteOutcome:
         empty = workbook.create_workbook(
             run.config.workbook.sheet, retention_months=run.config.agii.retention_months
         )
-        outcome.etag_after = site.write(empty, None)
-        outcome.written = outcome.created = True
+        run.write_anchored(site, outcome, empty, None, None)
+        outcome.created = True
     return outcome
 
 
@@ -108,6 +109,7 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
     if run.dry_run or outcome.etag_after is None:  # a dry run, or no workbook on the site
         return outcome
     try:
+        interrupt.check()
         outcome.versions_deleted = run.site(m).delete_old_versions()
     except AgiiError as error:
         # The rows are already gone from the workbook: keep that in the report and the audit
