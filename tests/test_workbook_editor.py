@@ -28,6 +28,10 @@ SPL = MUNICIPALITIES[0]["id"]
 PEOPLE = [person(n, 0, attest_datum="2099-01-31") for n in range(1, 7)]
 
 
+# Every write also renews the audit anchor, a custom document property (docs/audit.md).
+ANCHOR_PART = "docProps/custom.xml"
+
+
 def parts(content: bytes) -> dict[str, bytes]:
     archive = zipfile.ZipFile(io.BytesIO(content))
     return {name: archive.read(name) for name in archive.namelist()}
@@ -71,6 +75,7 @@ def test_push_with_changes_keeps_the_municipalitys_work(
     assert old.keys() == new.keys()
     differing = {name for name in old if old[name] != new[name]}
     assert differing <= {
+        ANCHOR_PART,
         "xl/worksheets/sheet1.xml",
         "xl/comments/comment1.xml",
         "xl/drawings/commentsDrawing1.vml",
@@ -131,7 +136,7 @@ def test_status_update_changes_only_status_cells(
     after = workspace.workbook_bytes(SPL)
     old, new = parts(before), parts(after)
     differing = {name for name in old if old[name] != new[name]}
-    assert differing <= {"xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"}
+    assert differing <= {"xl/worksheets/sheet1.xml", "xl/sharedStrings.xml", ANCHOR_PART}
     sheet = sheet_of(after)
     assert sheet["N5"].value == "Activiteit gestart"
     assert sheet["N5"].protection.locked is False
@@ -156,6 +161,7 @@ def test_status_update_on_sharepoint_changes_only_the_data_sheet(
     assert {name for name in old if old[name] != new[name]} <= {
         "xl/worksheets/sheet1.xml",
         "xl/sharedStrings.xml",
+        ANCHOR_PART,
     }
     assert sheet_of(workspace.workbook_bytes(SPL))["N2"].value == "Gecontacteerd"
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import AgiiError, ExitCode, UsageError
-from . import State, app, execute, render
+from . import State, app, execute
 
 if TYPE_CHECKING:
     from .. import audit as audit_trail
@@ -55,6 +55,7 @@ def audit_verify(
 
     def work(state: State) -> ExitCode:
         from .. import audit as audit_trail
+        from . import render
 
         path = _audit_path(state, log)
         # Without the trail, the sites' anchors still tell whether it ever had lines.
