@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from .domain import refnis
 from .errors import ConfigError
 from .siteurl import HttpSite, SiteKind, check_workbook_path, parse_http_site, site_kind
 
@@ -69,6 +70,22 @@ class DeleteLimit(BaseModel):
         return f"{self.count}" if self.count is not None else f"{self.percent:g}%"
 
 
+MAX_PATH_PART = 255  # bytes of one file or folder name (ext4, NTFS, APFS)
+MAX_PATH = 4096  # bytes of a whole path (Linux PATH_MAX)
+
+
+def checked_path(text: str) -> str:
+    """A path the file system can take: no NUL, no name or whole path longer than any file
+    system allows (those fail late, as internal errors, instead of as a config error)."""
+    if "\x00" in text:
+        raise ValueError("a path cannot hold a NUL character")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PATH:
+        raise ValueError(f"the path is longer than {MAX_PATH:,} bytes")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_PART for part in Path(text).parts):
+        raise ValueError(f"a file or folder name in the path is longer than {MAX_PATH_PART} bytes")
+    return text
+
+
 class AgiiSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     audit_log: Path = Path("var/audit.jsonl")
@@ -79,6 +96,11 @@ class AgiiSection(BaseModel):
     # SharePoint: how long a write keeps retrying a workbook open in Excel (423), then exit 3
     lock_wait_seconds: float = Field(default=10.0, ge=0, le=3600)
     lock_file: Path | None = None
+
+    @field_validator("audit_log", "lock_file", mode="before")
+    @classmethod
+    def _usable_path(cls, value: object) -> object:
+        return checked_path(value) if isinstance(value, str) else value
 
     @field_validator("max_delete", mode="before")
     @classmethod
@@ -139,7 +161,7 @@ class WorkbookSection(BaseModel):
     @field_validator("path")
     @classmethod
     def _xlsx(cls, value: str) -> str:
-        value = check_workbook_path(value)
+        value = checked_path(check_workbook_path(value))
         if not value.lower().endswith(".xlsx"):
             raise ValueError("must name an .xlsx file")
         return value
@@ -170,8 +192,26 @@ class Municipality(BaseModel):
     @field_validator("site")
     @classmethod
     def _site_url(cls, value: str) -> str:
-        site_kind(value)  # raises ValueError when not one of the three forms
+        if site_kind(value) == "file":  # raises ValueError when not one of the three forms
+            checked_path(value[len("file:") :])
         return value
+
+    @field_validator("nis")
+    @classmethod
+    def _official_nis(cls, value: str) -> str:
+        if not refnis.is_municipality(value):
+            raise ValueError(f"not the NIS code of a Belgian municipality ({refnis.lists_source()})")
+        return value
+
+    @model_validator(mode="after")
+    def _official_postal_codes(self) -> Municipality:
+        for code in self.postal_codes:
+            if not refnis.postcode_belongs_to(code, self.nis):
+                raise ValueError(
+                    f"postal code {code} is not one of NIS {self.nis}'s on the official list "
+                    f"({refnis.lists_source()})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _window(self) -> Municipality:
@@ -316,22 +356,42 @@ def find_config(explicit: Path | None) -> Path:
 
 def load_config(explicit: Path | None = None) -> Config:
     path = find_config(explicit)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} not found",
-            hint=f"pass --config PATH, set ${CONFIG_ENV}, or create ./{DEFAULT_CONFIG}",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.__class__.__name__}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = _parse_toml(path, _read_config_text(path))
     _refuse_secrets(path, raw)
     try:
         return Config.model_validate({**raw, "source": path.resolve()})
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc, raw)}") from None
+        raise ConfigError(f"{_shown(path)}: {_describe(exc, raw)}") from None
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {_shown(path)} not found",
+            hint=f"pass --config PATH, set ${CONFIG_ENV}, or create ./{DEFAULT_CONFIG}",
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ConfigError(f"{_shown(path)}: cannot read: {exc.__class__.__name__}") from None
+
+
+def _parse_toml(path: Path, text: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{_shown(path)}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{_shown(path)}: not valid TOML: arrays or tables nested too deeply",
+            hint="a config needs only a few levels of nesting",
+        ) from None
+
+
+def _shown(path: Path) -> str:
+    """A path as an error shows it: printable, and not so long that it hides the message."""
+    text = repr(str(path))[1:-1]
+    return text if len(text) <= 200 else f"{text[:100]}…{text[-60:]}"
 
 
 def _refuse_secrets(path: Path, raw: object, prefix: str = "") -> None:

@@ -36,7 +36,7 @@ DUTCH_LEVELS = ("A1", "A1", "A2", "a2", "B1", "B1/2", "B1.2", "B2", "C1", "", ""
 MO_STATUSES = (*(s.value for s in StatusMO), "Lopend", "GESLAAGD", "Niet gestart")
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 OTHER_NIS_CANDIDATES = ("11002", "44021", "71016", "21004", "62063")
-NOT_CONFIGURED_POSTCODE = "9999"
+NOT_CONFIGURED_POSTCODE = "9000"  # Gent's: real, but none of the sites' own
 
 
 def write_synthetic_export(

@@ -54,12 +54,12 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
     values). Writes nothing. Exit 1 if any row is rejected."""
 
     def work(state: State) -> ExitCode:
-        from ..domain.routing import route
+        from ..domain.routing import Scope, route
         from ..formats.export_reader import read_export
         from . import render
 
         config = state.config()
-        result = read_export(export, only_nis={m.nis for m in config.municipalities})
+        result = read_export(export, Scope.of(config.municipalities))
         routing = route(result.records, config.municipalities)
         problems = sorted([*result.problems, *routing.problems], key=lambda p: p.line or 0)
         errors = [p for p in problems if p.severity == "error"]

@@ -27,6 +27,7 @@ from .codes import (
     StatusMO,
     is_formula_like,
 )
+from . import refnis
 from .problems import Problem, ProblemCode, has_errors
 from .rejections import RejectedRow, guess_dossier
 from .retention import keep_until
@@ -178,7 +179,7 @@ def parse_cell(column: str, value: object) -> object:
     """The normalised value of one cell, or :class:`Rejected`."""
     if column == "attest_datum" and _is_cell_date_or_number(value):
         return parse_attest_cell(value)
-    text = clean_text(value)
+    text = key_text(value) if column in KEY_COLUMNS else clean_text(value)
     if not text:
         if column in REQUIRED_COLUMNS:
             raise Rejected(ProblemCode.MISSING_VALUE)
@@ -218,6 +219,20 @@ def clean_text(value: object) -> str:
     return text
 
 
+KEY_COLUMNS = frozenset({"dossiernummer", "nis_code", "postcode"})
+KEY_PADDING = " \t"  # the only characters a key may be padded with (fixed-width exports)
+
+
+def key_text(value: object) -> str:
+    """A key cell (dossier number, NIS code, postcode) as typed, only ASCII spaces and tabs
+    around it stripped: nothing is normalised away (a line separator, no-break or zero-width
+    space inside or around a key makes it unreadable), so a key routes only when it is exact."""
+    text = cell_text(value).strip(KEY_PADDING)
+    if len(text) > MAX_TEXT_LENGTH:
+        raise Rejected(ProblemCode.VALUE_TOO_LONG)
+    return text
+
+
 # --- one parser per column: normalised text in, value out (or Rejected) ---
 
 
@@ -232,11 +247,17 @@ def parse_dossier(text: str) -> str:
 
 
 def parse_nis(text: str) -> str:
-    return _digits(text, 5, ProblemCode.INVALID_NIS)
+    nis = _digits(text, 5, ProblemCode.INVALID_NIS)
+    if not refnis.is_municipality(nis):
+        raise Rejected(ProblemCode.INVALID_NIS)
+    return nis
 
 
 def parse_postcode(text: str) -> str:
-    return _digits(text, 4, ProblemCode.INVALID_POSTCODE)
+    postcode = _digits(text, 4, ProblemCode.INVALID_POSTCODE)
+    if not refnis.is_postcode(postcode):
+        raise Rejected(ProblemCode.INVALID_POSTCODE)
+    return postcode
 
 
 def parse_bus(text: str) -> str:

@@ -26,6 +26,7 @@ class ProblemCode(StrEnum):
     INVALID_NIS = "invalid_nis"
     INVALID_POSTCODE = "invalid_postcode"
     POSTCODE_MISMATCH = "postcode_mismatch"
+    NIS_POSTCODE_CONFLICT = "nis_postcode_conflict"
     INVALID_PHONE = "invalid_phone"
     INVALID_EMAIL = "invalid_email"
     UNKNOWN_LANGUAGE = "unknown_language"
@@ -58,9 +59,12 @@ DESCRIPTIONS: dict[ProblemCode, str] = {
     ProblemCode.DUPLICATE_DOSSIER: (
         "the dossier number occurs on more than one line; every occurrence is rejected"
     ),
-    ProblemCode.INVALID_NIS: "not a NIS code (5 digits)",
-    ProblemCode.INVALID_POSTCODE: "not a Belgian postcode (4 digits)",
+    ProblemCode.INVALID_NIS: "not the NIS code of a Belgian municipality (REFNIS, 2025)",
+    ProblemCode.INVALID_POSTCODE: "not a Belgian postcode (on the official list)",
     ProblemCode.POSTCODE_MISMATCH: "the postcode is not one of the municipality's postcodes",
+    ProblemCode.NIS_POSTCODE_CONFLICT: (
+        "the postcode belongs to a configured municipality but the NIS code to another one"
+    ),
     ProblemCode.INVALID_PHONE: "not a valid phone number",
     ProblemCode.INVALID_EMAIL: "not a valid e-mail address",
     ProblemCode.UNKNOWN_LANGUAGE: (

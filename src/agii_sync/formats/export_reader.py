@@ -17,7 +17,7 @@ import io
 import re
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from ..domain.export import (
 )
 from ..domain.problems import Problem, ProblemCode
 from ..domain.rejections import RejectedRow
+from ..domain.routing import Scope
 from ..errors import InputError, UsageError
 from .zipguard import FORMAT_HINT, refuse_zip_bomb
 
@@ -62,7 +63,7 @@ class ExportReadResult:
     unknown_columns: list[str] = field(default_factory=list)  # names only, never copied
     did_you_mean: dict[str, str] = field(default_factory=dict)  # unknown column → known name
     rows_read: int = 0
-    skipped_other_nis: int = 0  # rows of municipalities outside ``only_nis``: not validated
+    skipped_other_nis: int = 0  # rows of municipalities outside the scope: not validated
 
 
 @dataclass
@@ -78,13 +79,13 @@ class _CheckedRow:
         return self.identity.dossier
 
 
-def read_export(path: Path, only_nis: Collection[str] | None = None) -> ExportReadResult:
-    """Read and validate the export. With ``only_nis`` (the configured municipalities), a row
-    with a valid NIS code outside it is skipped and counted, not validated: another
-    municipality's data problems are not this run's."""
+def read_export(path: Path, scope: Scope | None = None) -> ExportReadResult:
+    """Read and validate the export. With ``scope`` (the configured municipalities), a row
+    with a valid NIS code and a postcode outside it is skipped and counted, not validated:
+    another municipality's data problems are not this run's."""
     data = _read_bytes(path)
     is_csv = not data.startswith(ZIP_MAGIC)
-    return _check_rows(path, _rows(path, data), is_csv=is_csv, only_nis=only_nis)
+    return _check_rows(path, _rows(path, data), is_csv=is_csv, scope=scope)
 
 
 def read_table(path: Path) -> list[tuple[int, Cells]]:
@@ -295,7 +296,7 @@ def _check_rows(
     rows: list[tuple[int, Cells]],
     *,
     is_csv: bool,
-    only_nis: Collection[str] | None = None,
+    scope: Scope | None = None,
 ) -> ExportReadResult:
     result = ExportReadResult()
     if not rows:
@@ -304,7 +305,7 @@ def _check_rows(
     columns = _map_header(path, header, result)
     body = [(line, cells) for line, cells in rows[1:] if not _is_empty(cells)]
     result.unknown_columns += _unnamed_columns_with_data(header, body, is_csv=is_csv)
-    checked = [_check_row(line, cells, columns, is_csv, only_nis) for line, cells in body]
+    checked = [_check_row(line, cells, columns, is_csv, scope) for line, cells in body]
     result.rows_read = len(checked)
     _reject_duplicate_dossiers(checked)
     for row in checked:
@@ -338,12 +339,11 @@ def _check_row(
     cells: Cells,
     columns: list[str | None],
     is_csv: bool,
-    only_nis: Collection[str] | None,
+    scope: Scope | None,
 ) -> _CheckedRow:
     raw = {column: cell for column, cell in zip(columns, cells, strict=False) if column}
     identity = row_identity(line, raw)
-    nis = identity.nis
-    if only_nis is not None and nis is not None and nis not in only_nis:
+    if scope is not None and scope.is_other_municipality(identity.nis, identity.postcode):
         return _CheckedRow(line, None, [], identity, skipped=True)
     record, problems = validate_row(line, raw)
     if is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :]):

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..auth import rowkey_secret
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.routing import Scope
 from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome, refuse_another_secret
 from ..errors import TemporaryFailure
@@ -33,7 +34,7 @@ class PullReport:
 
 
 def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> PullReport:
-    result = read_export(export, only_nis={m.nis for m in run.config.municipalities})
+    result = read_export(export, Scope.of(run.config.municipalities))
     secret = rowkey_secret()
     run.key_check = key_check(secret)
     identities = [(r.nis_code, r.dossiernummer) for r in result.records] + [

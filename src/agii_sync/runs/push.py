@@ -20,7 +20,7 @@ from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
 from ..domain.rejections import RejectedRow, SiteRejections
-from ..domain.routing import Routing, route
+from ..domain.routing import Routing, Scope, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import key_check, row_key
 from ..engine import Run, SiteOutcome, refuse_another_secret, refuse_unwritable, worst
@@ -115,7 +115,7 @@ class ExportInBackground:
 
     def __enter__(self) -> ExportInBackground:
         if self.background:
-            self._job = BackgroundCall(read_export, self.path, self._only_nis)
+            self._job = BackgroundCall(read_export, self.path, self._scope)
         else:
             self.prepared()  # an unreadable export fails before any site is read
         return self
@@ -139,12 +139,12 @@ class ExportInBackground:
 
     def _result(self) -> ExportReadResult:
         if self._job is None:
-            return read_export(self.path, self._only_nis)
+            return read_export(self.path, self._scope)
         return self._job.result()  # an InputError in the child is raised here, hint and all
 
     @property
-    def _only_nis(self) -> frozenset[str]:
-        return frozenset(m.nis for m in self.config.municipalities)
+    def _scope(self) -> Scope:
+        return Scope.of(self.config.municipalities)
 
     def _prepare(self, result: ExportReadResult) -> PreparedExport:
         routing = route(result.records, self.config.municipalities)
