@@ -17,7 +17,10 @@ LONG_PATH = "/".join(["folder"] * 700)
     ("mutation", "fragment"),
     [
         (lambda text: text + "\nx = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
-        (lambda text: text + "\nx = " + "{a=" * 3000 + "1" + "}" * 3000 + "\n", "nested too deeply"),
+        (
+            lambda text: text + "\nx = " + "{a=" * 3000 + "1" + "}" * 3000 + "\n",
+            "nested too deeply",
+        ),
         (
             lambda text: text.replace("var/audit.jsonl", "var/au\\u0000dit.jsonl"),
             "agii.audit_log: a path cannot hold a NUL",
@@ -64,4 +67,3 @@ def test_path_and_parse_problems_are_config_errors(
         assert result.exit_code == 2, (command, result.output)
         assert fragment in result.output and path.name in result.output
         assert "internal error" not in result.output
-

@@ -101,7 +101,7 @@ def test_a_full_run_leaks_no_personal_data(workspace: Workspace) -> None:
         listed = cli("list", "--site", SPL)
         assert first["Naam"] in listed.stdout  # list shows the data: that is its job
         cli("pull-status", str(export), "--out", str(status_csv), codes=(1,))
-        cli("--json", "pull-status", str(export), "--out", str(status_csv), codes=(1,))
+        cli("--json", "pull-status", str(export), "--out", str(status_csv), "--force", codes=(1,))
         cli("push", str(export), "--max-delete", "0", codes=(1,))  # nothing to remove yet
 
     workspace.protocol[GENK] = {"start": "2024-01-01", "end": "2025-06-30"}

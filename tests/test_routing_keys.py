@@ -16,7 +16,7 @@ from agii_sync.domain import refnis
 from agii_sync.domain.export import validate_row
 from agii_sync.domain.problems import ProblemCode
 from fixtures.workspace import Workspace, person
-from test_rejected_rows import SPL, shared_with_status, statuses
+from test_rejected_rows import shared_with_status, statuses
 
 SEPARATORS = {
     "line separator": "\u2028",

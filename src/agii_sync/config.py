@@ -200,7 +200,9 @@ class Municipality(BaseModel):
     @classmethod
     def _official_nis(cls, value: str) -> str:
         if not refnis.is_municipality(value):
-            raise ValueError(f"not the NIS code of a Belgian municipality ({refnis.lists_source()})")
+            raise ValueError(
+                f"not the NIS code of a Belgian municipality ({refnis.lists_source()})"
+            )
         return value
 
     @model_validator(mode="after")

@@ -188,8 +188,17 @@ def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-unty
 def pull_status(
     ctx: typer.Context,
     export: ExportArg,
-    out: Annotated[Path, typer.Option("--out", help="CSV to write (holds dossier numbers).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="CSV to write (holds dossier numbers); never an existing file or the export.",
+        ),
+    ],
     site: SiteOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out file (never the export).")
+    ] = False,
 ) -> None:
     """Collect 'Status activiteit' from every site back to AgII as CSV with dossiernummer,
     nis_code, status_activiteit. Row keys are recomputed from the export; rows on a site that
@@ -203,7 +212,7 @@ def pull_status(
         config = state.config()
         run = state.run(config, "pull-status")
         with state.output.progress("pull-status"):
-            report = run_pull(run, export, out, site)
+            report = run_pull(run, export, out, site, force=force)
         flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)
         code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
         if state.json_mode:

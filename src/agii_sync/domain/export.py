@@ -16,6 +16,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import refnis
 from .codes import (
     CEFR_LEVELS,
     DUTCH_UNKNOWN,
@@ -27,7 +28,6 @@ from .codes import (
     StatusMO,
     is_formula_like,
 )
-from . import refnis
 from .problems import Problem, ProblemCode, has_errors
 from .rejections import RejectedRow, guess_dossier
 from .retention import keep_until

@@ -7,11 +7,10 @@ come through verbatim and are flagged.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import refuse_overwrite, write_atomically
 from ..auth import rowkey_secret
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
@@ -21,7 +20,6 @@ from ..engine import Run, SiteOutcome, refuse_another_secret
 from ..errors import TemporaryFailure
 from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
-from ..portable import replace_file
 
 OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
 
@@ -33,7 +31,10 @@ class PullReport:
     written: bool = False
 
 
-def pull_status(run: Run, export: Path, out: Path, sites: list[str] | None) -> PullReport:
+def pull_status(
+    run: Run, export: Path, out: Path, sites: list[str] | None, *, force: bool = False
+) -> PullReport:
+    refuse_overwrite(out, inputs=[export, run.config.source], force=force)
     result = read_export(export, Scope.of(run.config.municipalities))
     secret = rowkey_secret()
     run.key_check = key_check(secret)
@@ -84,20 +85,11 @@ def _pull_site(
 
 def write_csv_atomically(path: Path, lines: list[tuple[str, str, str]]) -> None:
     """The file holds dossier numbers: written whole or not at all, readable by its owner."""
-    text = csv_text(OUT_COLUMNS, lines, newline="\r\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        replace_file(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, PermissionError):  # Windows: open in Excel or another program
-            raise TemporaryFailure(
-                f"--out {path}: the file is in use by another program",
-                hint="close it there and run again",
-            ) from None
-        raise
+        write_atomically(path, csv_text(OUT_COLUMNS, lines, newline="\r\n").encode("utf-8"))
+    except PermissionError:  # Windows: open in Excel or another program
+        raise TemporaryFailure(
+            f"--out {path}: the file is in use by another program",
+            hint="close it there and run again",
+        ) from None

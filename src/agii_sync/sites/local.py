@@ -14,22 +14,20 @@ import contextlib
 import glob
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ..atomic import TEMP_SUFFIX, write_atomically
 from ..errors import ConfigError, EtagConflict, TemporaryFailure, WorkbookLocked
-from ..portable import fsync_folder, replace_file
 from ..scratch import lock_folder
 from .access_file import read_access_file
 from .base import AccessSnapshot, Snapshot
 
 LOCK_WAIT_SECONDS = 10
 LOCK_POLL_SECONDS = 1.0
-TEMP_SUFFIX = ".tmp"
 
 
 def content_etag(content: bytes) -> str:
@@ -164,22 +162,10 @@ class LocalFolderSite:
         return removed
 
     def _replace(self, content: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(
-            prefix=self._temp_prefix(), suffix=TEMP_SUFFIX, dir=self.path.parent
-        )
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            replace_file(tmp, self.path)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(exc, PermissionError):  # Windows: another program holds it open
-                raise self._locked_error("is in use by another program") from None
-            raise
-        fsync_folder(self.path.parent)
+            write_atomically(self.path, content, temp_prefix=self._temp_prefix())
+        except PermissionError:  # Windows: another program holds it open
+            raise self._locked_error("is in use by another program") from None
 
     def delete_old_versions(self) -> int:
         """A folder keeps no versions; the only older copies can be temporary files of a
