@@ -8,6 +8,15 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 
+# scheme://user:password@host → scheme://host, wherever a URL appears in a text.
+URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """The text with the user name and password of every URL in it removed: an error or log
+    line never shows a credential, whatever a config or server said."""
+    return URL_USERINFO.sub(r"\1", text)
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -23,9 +32,10 @@ class AgiiError(Exception):
     outcome: object | None = None  # the engine's SiteOutcome so far, when a site's work failed
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = without_userinfo(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = without_userinfo(hint) if hint is not None else None
 
     @property
     def code(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from .errors import AgiiError
+from .errors import AgiiError, without_userinfo
 
 PIPE_WIDTH = 160
 
@@ -84,7 +84,7 @@ class Output:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(Text(text))
+            self.err.print(Text(without_userinfo(text)))
 
     def detail(self, text: str) -> None:
         if self.verbose and not self.quiet:
@@ -92,16 +92,16 @@ class Output:
 
     def warn(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(Text("warning: ", style="yellow bold") + Text(text))
+            self.err.print(Text("warning: ", style="yellow bold") + Text(without_userinfo(text)))
 
     def error(self, error: AgiiError, *, site: str | None = None) -> None:
         """``error: message``; with ``site``, the message names it (several sites may fail)."""
         message = error.message
         if site and not message.startswith(f"{site}:"):
             message = f"{site}: {message}"
-        self.err.print(Text("error: ", style="red bold") + Text(message))
+        self.err.print(Text("error: ", style="red bold") + Text(without_userinfo(message)))
         if error.hint:
-            self.err.print(Text("hint: ", style="bold") + Text(error.hint))
+            self.err.print(Text("hint: ", style="bold") + Text(without_userinfo(error.hint)))
 
     def sign_in(self, text: str) -> None:
         """What a person must do to sign in (device code): always shown, on stderr, also under
@@ -110,7 +110,7 @@ class Output:
             self.err.print(Text("sign-in: ", style="bold") + Text(line))
 
     def failure(self, text: str) -> None:
-        self.err.print(Text("error: ", style="red bold") + Text(text))
+        self.err.print(Text("error: ", style="red bold") + Text(without_userinfo(text)))
 
     def progress(self, description: str) -> AbstractContextManager[Any]:
         """A spinner on stderr, only on an interactive terminal and without NO_COLOR."""

@@ -266,12 +266,20 @@ def interrupted_exit() -> NoReturn:
 
 
 def _report_usage_error(error: Any, *, json_mode: bool) -> None:
-    """Click's own message on stderr; with --json also the error document on stdout."""
+    """Click's usage line and our own message (never the words typed: see cli/usage.py) on
+    stderr; with --json also the error document on stdout."""
+    from .usage import safe_usage_message
+
+    message = safe_usage_message(error, sys.argv[1:])
     if json_mode:
         hint = "see `agii-sync --help`"
-        doc = {"type": "UsageError", "message": error.format_message(), "hint": hint}
+        doc = {"type": "UsageError", "message": message, "hint": hint}
         _output(json_mode=True).document({"exit_code": int(ExitCode.USAGE), "error": doc})
-    error.show()
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        help_hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n"
+        typer.echo(f"{ctx.get_usage()}\n{help_hint}", err=True)
+    typer.echo(f"Error: {message}", err=True)
 
 
 from . import access, admin, doctor, municipality, sync  # noqa: E402, F401 - registers the commands

@@ -43,6 +43,7 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 CSV_DELIMITERS = (";", ",")
 HEADER_ALIASES = {"e_mail": "email"}  # the workbook's own `E-mail` header
 SUGGESTION_CUTOFF = 0.75
+HEADER_LIKE_CUTOFF = 0.6  # an unknown header cell this close to a column of ours is shown
 # Bounds on what a hostile or broken file can make the reader do (time and memory).
 MAX_CELLS_PER_LINE = 1000  # the export has 16 columns; AgII-internal ones come on top
 MAX_LINE_CHARACTERS = 4 * 1024 * 1024  # one physical CSV line
@@ -233,14 +234,41 @@ def _map_header(path: Path, header: Cells, result: ExportReadResult) -> list[str
     keys = [header_key(cell_text(cell)) for cell in header]
     if not any(keys):
         raise InputError(f"{path}: no header in line 1", hint=_columns_hint())
+    _refuse_data_as_header(path, header, keys)
     _refuse_duplicates(path, keys)
     unknown = [(position, key) for position, key in enumerate(keys, 1) if key not in EXPORT_COLUMNS]
-    result.unknown_columns = [cell_text(header[p - 1]).strip() for p, key in unknown if key]
+    result.unknown_columns = [_column_name(header, p, key) for p, key in unknown if key]
     _refuse_missing(path, keys, unknown, tab_separated="\t" in cell_text(header[0]))
     for position, key in unknown:
         if suggestion := _closest(key):
-            result.did_you_mean[cell_text(header[position - 1]).strip()] = suggestion
+            result.did_you_mean[_column_name(header, position, key)] = suggestion
     return [key if key in EXPORT_COLUMNS else None for key in keys]
+
+
+def _column_name(header: Cells, position: int, key: str) -> str:
+    """An unknown header cell as reports show it: its text only when it looks like a column
+    name (close to one of ours), else its position. A header cell may hold a name: an export
+    saved without its header line, or a value typed over it."""
+    if _closest(key, cutoff=HEADER_LIKE_CUTOFF):
+        return cell_text(header[position - 1]).strip()
+    return f"(column {position})"
+
+
+def _refuse_data_as_header(path: Path, header: Cells, keys: list[str]) -> None:
+    """A first line without any required column whose cells look like values (digits, an
+    e-mail address, a date) is a data row: the export lost its header."""
+    if any(key in REQUIRED_COLUMNS for key in keys):
+        return
+    if any(_looks_like_value(cell) for cell in header if cell_text(cell).strip()):
+        raise InputError(
+            f"{path}: the first line is not a header (it holds values, not column names)",
+            hint=_columns_hint(),
+        )
+
+
+def _looks_like_value(cell: object) -> bool:
+    """A number, date or text with a digit or '@' in it: column names have none."""
+    return not isinstance(cell, str) or any(char.isdigit() or char == "@" for char in cell)
 
 
 def _refuse_duplicates(path: Path, keys: list[str]) -> None:
@@ -278,8 +306,10 @@ def _refuse_missing(
     )
 
 
-def _closest(key: str, among: Iterable[str] = EXPORT_COLUMNS) -> str | None:
-    matches = difflib.get_close_matches(key, list(among), n=1, cutoff=SUGGESTION_CUTOFF)
+def _closest(
+    key: str, among: Iterable[str] = EXPORT_COLUMNS, *, cutoff: float = SUGGESTION_CUTOFF
+) -> str | None:
+    matches = difflib.get_close_matches(key, list(among), n=1, cutoff=cutoff)
     return matches[0] if key and matches else None
 
 
