@@ -162,6 +162,15 @@ def _physical_lines(path: Path, text: str) -> Iterator[str]:
         start = end
 
 
+def _refuse_long(path: Path, line: int) -> None:
+    """Row numbers can jump (``<row r="1000000">``): the rows in between cost work too."""
+    if line > limits.MAX_ROWS_PER_SHEET:
+        raise InputError(
+            f"{path}: the sheet goes on past line {limits.MAX_ROWS_PER_SHEET:,}",
+            hint="an export holds one line per person; remove what is below the data",
+        )
+
+
 def _refuse_wide(path: Path, line: int, cells: Cells) -> None:
     width = len(cells)
     while width and cells[width - 1] in (None, ""):
@@ -207,6 +216,7 @@ def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
                 sheet.reset_dimensions()  # some writers store a wrong sheet size
                 rows = []
                 for line, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+                    _refuse_long(path, line)
                     _refuse_wide(path, line, cells)
                     rows.append((line, cells))
                 return rows
