@@ -22,7 +22,8 @@ MAX_TOTAL_BYTES = 1024 * MiB  # unpacked, whatever the file's size
 BUDGET_FLOOR = 16 * MiB  # always allowed unpacked: a small workbook's styles, theme, template
 BUDGET_RATIO = 25  # ... plus this many times the file's size (real sheets pack 5-10 times)
 MAX_ROWS_PER_SHEET = 200_000  # a municipality has hundreds to thousands of people
-MAX_CELLS = 1_000_000  # all sheets and shared strings together
+MAX_CELLS = 2_000_000  # all sheets together: 50,000 people of 18 columns need 900,000
+MAX_SHARED_STRINGS = 2_000_000
 SCAN_CHUNK = MiB
 
 SHEET_PART = re.compile(
@@ -42,6 +43,7 @@ class TooMuchWork(ValueError):
 class Counts:
     unpacked: int = 0  # bytes
     cells: int = 0
+    shared_strings: int = 0
     rows_by_part: dict[str, int] | None = None
 
 
@@ -84,8 +86,10 @@ def _scan(
             for found in ROW_OR_CELL.finditer(text):
                 if found[1] == b"row":
                     rows += 1
-                else:
+                elif found[1] == b"c":
                     counts.cells += 1
+                else:
+                    counts.shared_strings += 1
             last = text.rfind(b"<")
             carry = text[last:] if last >= 0 and len(text) - last <= CARRY_MAX else b""
             if rows > MAX_ROWS_PER_SHEET:
@@ -94,6 +98,8 @@ def _scan(
                 )
             if counts.cells > MAX_CELLS:
                 raise TooMuchWork(f"it has more than {MAX_CELLS:,} cells")
+            if counts.shared_strings > MAX_SHARED_STRINGS:
+                raise TooMuchWork(f"it has more than {MAX_SHARED_STRINGS:,} shared strings")
     if counted and counts.rows_by_part is not None:
         counts.rows_by_part[part.filename] = rows
 
