@@ -192,3 +192,34 @@ def test_a_bomb_on_a_site_stops_check_as_a_layout_problem(workspace: Workspace) 
     result = workspace.cli("check", "--site", SPL)
     assert result.exit_code == 5, result.output
     assert "may unpack to at most" in result.output
+
+
+def test_a_corrupt_deflate_stream_is_an_unreadable_file_not_an_internal_error(
+    tmp_path: Path, export_xlsx: bytes
+) -> None:
+    with zipfile.ZipFile(io.BytesIO(export_xlsx)) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data = bytearray(export_xlsx)
+    data[start + 10 : start + 40] = bytes(range(30))  # inside the compressed sheet
+    path = tmp_path / "corrupt.xlsx"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="not a readable XLSX"):
+        read_export(path)
+    with pytest.raises(LayoutError):
+        workbook_format.load(bytes(data), "Export")
+
+
+def test_sheet_xml_broken_after_its_first_rows_is_a_layout_problem(workspace: Workspace) -> None:
+    assert workspace.cli("push", str(workspace.export([person(1, 0)]))).exit_code == 0
+    content = workspace.workbook_bytes(SPL)
+    assert content is not None
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            part = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part[: len(part) * 2 // 3]  # cut inside the data: read lazily
+            target.writestr(info.filename, part)
+    with pytest.raises(LayoutError, match="cannot be read"):
+        workbook_format.load(out.getvalue(), "Inburgeraars")

@@ -38,7 +38,8 @@ SLOW_FSYNC_SECONDS = 0.3
 # Offsets after the temporary file appears: in the temp file's fsync, then after the rename
 # (folder fsync), then in the audit line's fsync, then after the run.
 WRITE_OFFSETS = (0.05, 0.2, 0.45, 0.75)
-RANDOM_TRIALS = 2
+QUICK_TRIALS = (2, 1)  # random moments, rounds of the write offsets
+FULL_TRIALS = (26, 6)  # the README's figure: 50 kills
 TRIAL_TIMEOUT = 60.0
 
 RUN_CLI = "from agii_sync.cli import main; main()"
@@ -141,9 +142,15 @@ def audited(ws: Workspace) -> bool:
     return bool(notes) or any(line.get("etag_after") == etag for line in ws.audit_lines())
 
 
+@pytest.mark.parametrize(
+    "trial_counts",
+    [QUICK_TRIALS, pytest.param(FULL_TRIALS, marks=pytest.mark.slow)],
+    ids=["quick", "full"],
+)
 def test_a_killed_push_leaves_the_old_or_the_new_workbook(
-    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+    workspace: Workspace, capsys: pytest.CaptureFixture[str], trial_counts: tuple[int, int]
 ) -> None:
+    random_trials, write_rounds = trial_counts
     rng = random.Random(11)
     workspace.write_config()
     export_a = workspace.export([lean(n) for n in range(1, PEOPLE + 1)], name="a.csv")
@@ -162,8 +169,11 @@ def test_a_killed_push_leaves_the_old_or_the_new_workbook(
     for rows in states.values():
         assert ("Activiteit gestart",) in {(r[13],) for r in rows if r[0] == row_id}
 
-    trials = [("random", rng.uniform(0.3, full_run), None) for _ in range(RANDOM_TRIALS)]
-    trials += [("write", None, offset + rng.uniform(-0.03, 0.03)) for offset in WRITE_OFFSETS]
+    trials = [("random", rng.uniform(0.3, full_run), None) for _ in range(random_trials)]
+    trials += [
+        ("write", None, offset + rng.uniform(-0.03, 0.03))
+        for offset in WRITE_OFFSETS * write_rounds
+    ]
     outcomes = []
     left_behind = unaudited = 0
     current = "B"
@@ -200,7 +210,8 @@ def test_a_killed_push_leaves_the_old_or_the_new_workbook(
     assert not list((workspace.root / "var" / "audit.jsonl.pending").glob("*.json"))
     with capsys.disabled():
         print(
-            f"\nkilled push of {PEOPLE} people ({full_run:.1f} s per run): "
+            f"\nkilled push of {PEOPLE} people ({full_run:.1f} s per run), {len(trials)} kills, "
+            f"broken workbooks 0: "
             + "; ".join(
                 f"{k} @{t}s {c} -> {s} workbook, {n} temp file(s)" for k, t, c, s, n in outcomes
             )

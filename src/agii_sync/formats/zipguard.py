@@ -4,6 +4,7 @@ site alike (its own module, so reading a workbook does not import the export's v
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 from ..errors import InputError
@@ -19,7 +20,8 @@ def refuse_zip_bomb(path: Path, data: bytes) -> None:
         limits.inspect_xlsx(data)
     except limits.TooMuchWork as exc:
         raise InputError(f"{path}: not a usable XLSX workbook: {exc}", hint=FORMAT_HINT) from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, RuntimeError) as exc:
+        # RuntimeError: an encrypted part, or (NotImplementedError) an unknown compression
         raise InputError(
             f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})", hint=FORMAT_HINT
         ) from None
