@@ -125,6 +125,17 @@ def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[obje
 
 
 def load(content: bytes, sheet_name: str, *, status_only: bool = False) -> LoadedWorkbook:
+    """``_load``; XML that the scan cannot follow (cut short, garbled) is a LayoutError, never
+    an internal error: the workbook comes from the site."""
+    try:
+        return _load(content, sheet_name, status_only=status_only)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise LayoutError(
+            f"the workbook on the site cannot be read as XLSX ({exc.__class__.__name__})"
+        ) from None
+
+
+def _load(content: bytes, sheet_name: str, *, status_only: bool = False) -> LoadedWorkbook:
     """Read a workbook's rows from its bytes with a streamed scan of the data sheet's XML;
     raise LayoutError if it is not in the expected layout. ``status_only``: only each row's
     Rij-ID and status are read (the other fields are empty), for commands that need no more
