@@ -35,6 +35,7 @@ from ..domain.problems import Problem, ProblemCode
 from ..domain.rejections import RejectedRow
 from ..domain.routing import Scope
 from ..errors import InputError, UsageError
+from . import limits
 from .zipguard import FORMAT_HINT, refuse_zip_bomb
 
 ZIP_MAGIC = b"PK\x03\x04"
