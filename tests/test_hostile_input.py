@@ -220,7 +220,6 @@ def test_the_leak_check_would_see_a_leak() -> None:
 # --- 2. malformed files ---------------------------------------------------------------------
 
 MEMORY_LIMIT_MB = 400
-TIME_LIMIT_SECONDS = 20.0
 # The peak RSS of the process (VmHWM) and of its largest child (a big export is read in a
 # forked process), written to stderr at exit.
 PEAK_RSS = (
@@ -491,7 +490,7 @@ def malformed_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Fin
 
 
 @pytest.mark.parametrize("case", MALFORMED, ids=[c.name for c in MALFORMED])
-def test_a_malformed_file_is_one_clear_error_in_bounded_time_and_memory(
+def test_a_malformed_file_is_one_clear_error_in_bounded_memory(
     malformed_results: dict[str, Finished], case: Malformed
 ) -> None:
     result = malformed_results[case.name]
@@ -501,7 +500,8 @@ def test_a_malformed_file_is_one_clear_error_in_bounded_time_and_memory(
     assert error.startswith("error: ") and case.expected in error, result.stderr_lines
     assert len(error) < 300 and all(line.startswith("hint: ") for line in rest), rest
     assert len(rest) <= 1
-    assert result.seconds < TIME_LIMIT_SECONDS, result
+    # Work is bounded by counts (tests/test_bounded_work.py), never by the clock here: the
+    # subprocess's own timeout only keeps a hang from stalling the suite.
     if result.peak_mb >= 0:  # /proc/self/status: Linux
         assert result.peak_mb < MEMORY_LIMIT_MB, result
 
