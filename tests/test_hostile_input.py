@@ -398,14 +398,14 @@ MALFORMED = [
         lambda: shared_strings_xlsx(
             export_rows(), sst_tail=("<si><t>", "x", 300_000_000, "</t></si>")
         ),
-        "compressed suspiciously well", ".xlsx",
+        "may unpack to at most", ".xlsx",
     ),
     Malformed(
         "3-million-shared-strings",
         lambda: shared_strings_xlsx(
             export_rows(), sst_tail=("", "<si><t>abcdefgh</t></si>", 3_000_000, "")
         ),
-        "compressed suspiciously well", ".xlsx",
+        "may unpack to at most", ".xlsx",
     ),
     Malformed(
         "16k-columns-xlsx",  # Excel's widest sheet (XFD)
@@ -527,8 +527,8 @@ def test_many_unknown_columns_are_named_but_not_all_in_the_text_report(
     result = workspace.cli("push", str(path))
     assert result.exit_code == 0, result.output
     printed = " ".join(result.stdout.split())
-    assert f"intern18, intern19 and {len(extra) - 20} more" in printed
-    assert "intern20" not in printed
+    assert f"(column 36) and {len(extra) - 20} more" in printed  # 20 named, by position
+    assert "intern" not in printed  # cells that do not look like our header are never echoed
     doc = json.loads(workspace.cli("--json", "push", str(path)).stdout)
     assert len(doc["export"]["unknown_columns"]) == len(extra)
 
@@ -646,7 +646,7 @@ def test_secrets_never_reach_output_logs_audit_or_files(
     cli("list", "--site", SPL, "--format", "json")
     cli("check")
     cli("validate", str(export))
-    cli("pull-status", str(export), "--out", str(workspace.root / "pulled.csv"))
+    cli("pull-status", str(export), "--out", str(workspace.root / "pulled.csv"), "--force")
     cli("purge", "--dry-run")
     for m in MUNICIPALITIES:
         email = f"staff@{m['id']}.be"

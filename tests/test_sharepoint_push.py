@@ -230,11 +230,24 @@ def test_a_locked_workbook_stops_the_push_with_exit_3_and_is_left_alone(
 # --- many sites, under throttling ------------------------------------------------------------
 
 
+def real_municipalities() -> list[tuple[str, str]]:
+    """(NIS code, one of its postcodes) of real municipalities: the config checks both
+    against Statbel's lists."""
+    from agii_sync.domain.refnis import postcode_municipalities
+
+    pairs: dict[str, str] = {}
+    for postcode, codes in sorted(postcode_municipalities().items()):
+        if len(codes) == 1:
+            pairs.setdefault(next(iter(codes)), postcode)
+    return sorted(pairs.items())
+
+
 def municipality(n: int, site_url: str) -> dict[str, Any]:
+    nis, postcode = real_municipalities()[n]
     return {
         "id": f"gemeente-{n:02d}",
-        "nis": f"{90000 + n}",
-        "postal_codes": [f"{5000 + n}"],
+        "nis": nis,
+        "postal_codes": [postcode],
         "site": site_url,
     }
 
