@@ -193,7 +193,7 @@ def test_everyone_except_external_users_is_critical(
 ) -> None:
     write_access(MECHELEN, assigned(staff(MECHELEN)), assigned(EVERYONE_EXCEPT_EXTERNAL, "Read"))
     code, doc = check(workspace, MECHELEN)
-    assert code == 1
+    assert code == 5  # critical: an incident (protocol art. 6)
     (finding,) = site_doc(doc, MECHELEN)["findings"]
     assert (finding["code"], finding["severity"], finding["type"]) == (
         "everyone",
@@ -208,14 +208,14 @@ def test_everyone_inside_a_group_is_critical(
 ) -> None:
     write_access(MECHELEN, assigned(group("Bezoekers", staff(MECHELEN), EVERYONE_EXCEPT_EXTERNAL)))
     code, doc = check(workspace, MECHELEN)
-    assert code == 1
+    assert code == 5  # critical: an incident (protocol art. 6)
     assert codes(doc, MECHELEN) == [("everyone", "Everyone except external users", "Bezoekers")]
 
 
 def test_guest_account_is_critical(workspace: Workspace, write_access: AccessWriter) -> None:
     write_access(GENK, assigned(staff(GENK)), assigned(GUEST, "Read"))
     code, doc = check(workspace, GENK)
-    assert code == 1
+    assert code == 5  # critical: an incident (protocol art. 6)
     (finding,) = site_doc(doc, GENK)["findings"]
     assert (finding["code"], finding["severity"]) == ("guest", "critical")
 
@@ -225,7 +225,7 @@ def test_anonymous_and_organisation_links_are_critical(
 ) -> None:
     write_access(SPL, assigned(staff(SPL)), links=("anonymous", "organization", "specific"))
     code, doc = check(workspace, SPL)
-    assert code == 1
+    assert code == 5  # critical: an incident (protocol art. 6)
     found = [(f["code"], f["type"], f["roles"]) for f in site_doc(doc, SPL)["findings"]]
     assert found == [("anonymous_link", "link", ["Read"]), ("organization_link", "link", ["Read"])]
     assert [link["kind"] for link in site_doc(doc, SPL)["sharing_links"]] == [
@@ -241,7 +241,7 @@ def test_link_kinds_match_loosely_and_an_unknown_kind_is_critical(
     kinds = (" Anonymous", "anyone", "Organisation", "Specific", "everybody")
     write_access(SPL, assigned(staff(SPL)), links=kinds)
     code, doc = check(workspace, SPL)
-    assert code == 1
+    assert code == 5  # critical: an incident (protocol art. 6)
     assert [f["code"] for f in site_doc(doc, SPL)["findings"]] == [
         "anonymous_link",
         "anonymous_link",
@@ -284,18 +284,17 @@ def test_table_output_names_site_code_principal_and_via(
 def test_audit_line_has_the_counts(workspace: Workspace, write_access: AccessWriter) -> None:
     write_access(SPL, assigned(GUEST), assigned(user("piet.extra", "spl.be")), links=("anonymous",))
     check(workspace)
-    lines = {line["site"]: line for line in workspace.audit_lines()}
+    lines = {line["site"]: line for line in workspace.audit_lines() if "event" not in line}
     assert lines[SPL]["command"] == "access-check"
-    assert lines[SPL]["exit_code"] == 1
+    assert lines[SPL]["exit_code"] == 5  # critical access: an incident
     assert lines[SPL]["counts"] == {"critical": 2, "unexpected": 1, "missing": 1, "principals": 2}
     assert lines[GENK]["counts"] == {"critical": 0, "unexpected": 0, "missing": 0, "principals": 1}
     assert "piet.extra" not in json.dumps(lines[SPL])
 
 
-def test_require_access_check_keeps_push_away_from_a_failing_site(
+def test_push_checks_access_by_default_and_keeps_away_from_a_failing_site(
     workspace: Workspace, write_access: AccessWriter
 ) -> None:
-    workspace.agii["require_access_check"] = True
     write_access(MECHELEN, assigned(staff(MECHELEN)), assigned(EVERYONE_EXCEPT_EXTERNAL, "Read"))
     write_access(GENK, assigned(user("someone.else", "genk.be")))
     export = workspace.export([person(1, 0), person(2, 1), person(3, 2)])
@@ -314,16 +313,16 @@ def test_require_access_check_keeps_push_away_from_a_failing_site(
 def test_missing_alone_does_not_block_push(
     workspace: Workspace, write_access: AccessWriter
 ) -> None:
-    workspace.agii["require_access_check"] = True
     write_access(SPL)  # nobody has access: nothing can leak
     result = workspace.cli("push", str(workspace.export([person(1, 0)])), "--site", SPL)
     assert result.exit_code == 0, result.output
     assert len(workspace.rows(SPL)) == 1
 
 
-def test_without_require_access_check_push_ignores_access(
+def test_without_require_access_check_push_ignores_access_and_every_line_says_so(
     workspace: Workspace, write_access: AccessWriter
 ) -> None:
+    workspace.agii["require_access_check"] = False
     write_access(SPL, assigned(EVERYONE_EXCEPT_EXTERNAL))
     result = workspace.cli("push", str(workspace.export([person(1, 0)])), "--site", SPL)
     assert result.exit_code == 0, result.output
@@ -477,3 +476,5 @@ def test_a_refused_permissions_read_is_exit_4_with_the_grant_to_ask_for(
     human = workspace.cli("access-check", "--site", SPL)
     assert human.exit_code == 4
     assert "fullcontrol" in human.output and " ok " not in f" {human.output} "
+    lines = workspace.audit_lines()
+    assert lines and all(line.get("access_check_opt_out") is True for line in lines)

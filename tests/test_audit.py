@@ -337,6 +337,7 @@ def make_config(auth: AuthSection | None) -> Config:
                     "site": "file:sites/x",
                     "protocol_start": "2024-01-01",
                     "protocol_end": "2024-12-31",
+                    "allowed": ["staff@x.be"],
                 }
             ],
         }

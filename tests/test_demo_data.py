@@ -28,6 +28,7 @@ def municipality(site_id: str, nis: str, postal_codes: list[str]) -> Municipalit
         site=f"file:sites/{site_id}",
         protocol_start=date(2024, 1, 1),
         protocol_end=date(2099, 12, 31),
+        allowed=[f"staff@{site_id}.be"],
     )
 
 

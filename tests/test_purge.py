@@ -9,6 +9,7 @@ import io
 import json
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time
@@ -18,10 +19,11 @@ from typing import Any
 import openpyxl
 import pytest
 import time_machine
+from openpyxl.comments import Comment
 
 from agii_sync.sites.sharepoint import dummy_token
 from fixtures.emulator import RunningEmulator
-from fixtures.workspace import MUNICIPALITIES, Workspace, person
+from fixtures.workspace import AGII_ENTRY, AGII_USER, MUNICIPALITIES, Workspace, person
 
 SPL, MECHELEN, GENK = (m["id"] for m in MUNICIPALITIES)
 WORKBOOK = "Gedeelde documenten/Participatie traject/inburgeraars.xlsx"
@@ -130,12 +132,16 @@ def _toelichting(content: bytes) -> list[tuple[object, ...]]:
 
 @both_kinds
 def test_protocol_end_empties_the_workbook_and_refuses_pushes(workspace: Workspace) -> None:
+    """docs/protocol.md, art. 5, 8, 12: after the end only pull-status, purge and access-check
+    run; purge leaves the empty template (added sheets and notes go too) and stops (exit 5),
+    saying what remains, while anyone but AgII's own accounts can still reach the site."""
     people = [person(n, 0) for n in range(1, 9)] + [person(20, 1)]
     push_on(workspace, date(2025, 3, 1), people)
 
     def add_notes(book):  # type: ignore[no-untyped-def]
         notes = book.create_sheet("Notities gemeente")
-        notes["A1"], notes["B2"] = "eigen planning", 42
+        notes["A1"], notes["B2"] = "eigen planning Naamx0001q", 42
+        book["Inburgeraars"]["B2"].comment = Comment("belt terug Naamx0002q", "gemeente")
 
     workspace.edit_workbook(SPL, add_notes)
     ids = list(ids_by_name(workspace, SPL).values())
@@ -149,7 +155,20 @@ def test_protocol_end_empties_the_workbook_and_refuses_pushes(workspace: Workspa
         pushed = workspace.cli("push", str(workspace.export(people)), "--site", SPL)
         assert pushed.exit_code == 5
         assert "protocol ended on 2025-06-30" in pushed.output and "purge" in pushed.output
+        for refused in (
+            ("check", "--site", SPL),
+            ("list", "--site", SPL),
+            ("status-update", "--site", SPL, ids[0], "Gecontacteerd"),
+            ("init", "--site", SPL),
+        ):
+            result = workspace.cli(*refused)
+            assert result.exit_code == 5, (refused, result.output)
+            assert "only pull-status, purge and access-check run" in result.output
         assert workspace.site(SPL).read() == before
+        pulled = workspace.cli(
+            "pull-status", str(workspace.export(people)), "--out", str(workspace.root / "s.csv")
+        )
+        assert pulled.exit_code == 0, pulled.output  # a last collection of the statuses
 
         dry = workspace.cli("purge", "--dry-run")
         assert dry.exit_code == 0, dry.output
@@ -161,36 +180,55 @@ def test_protocol_end_empties_the_workbook_and_refuses_pushes(workspace: Workspa
         assert workspace.site(SPL).read() == before
 
         result = workspace.cli("--json", "purge")
-    assert result.exit_code == 0, result.output
+    # The data is gone at once; the staff's access still stands, so a person must act.
+    assert result.exit_code == 5, result.output
     doc = site_doc(result, SPL)
     assert doc["written"] and doc["counts"]["protocol_ended"] == 8 and doc["counts"]["removed"] == 8
-    assert doc["other_sheets_kept"] == 1
-    assert "1 sheet(s) that someone added" in result.stderr  # they may hold copied data
+    assert (doc["sheets_removed"], doc["notes_removed"]) == (1, 1)
+    assert (doc["remaining_rows"], doc["remaining_sheets"]) == (0, 0)
+    assert (doc["remaining_principals"], doc["remaining_links"]) == (1, 0)
+    assert "1 principal(s) other than AgII's own with access" in doc["error"]["message"]
 
-    book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
-    assert book.sheetnames == ["Inburgeraars", "Toelichting", "Notities gemeente"]
+    content = workspace.workbook_bytes(SPL)
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    assert book.sheetnames == ["Inburgeraars", "Toelichting"]
     data = book["Inburgeraars"]
     assert [c.value for c in data[1]][:2] == ["Rij-ID", "Naam"]
-    assert not any(
-        any(v is not None for v in row) for row in data.iter_rows(min_row=2, values_only=True)
-    )
-    assert _toelichting(workspace.workbook_bytes(SPL)) == toelichting
-    assert (book["Notities gemeente"]["A1"].value, book["Notities gemeente"]["B2"].value) == (
-        "eigen planning",
-        42,
-    )
+    assert data.max_row == 1 and data["B2"].comment is None
+    assert _toelichting(content) == toelichting
+    assert b"Naamx000" not in _unzipped(content)
     assert workspace.site(MECHELEN).read() == mechelen_before  # its protocol still runs
     line = next(a for a in audit_of(workspace, "purge", SPL) if a["rows"])
     assert sorted(line["rows"], key=lambda r: r["row_id"]) == sorted(
         ({"row_id": i, "reason": "protocol_ended"} for i in ids), key=lambda r: r["row_id"]
     )
+    assert line["exit_code"] == 5
     pushes = audit_of(workspace, "push", SPL)
     assert pushes[-1]["exit_code"] == 5 and pushes[-1]["rows"] == []
 
-    with on(date(2025, 7, 2)):  # later runs: nothing left to remove, a push still refused
-        assert workspace.cli("purge", "--site", SPL).exit_code == 0
+    only_agii_access(workspace, SPL)  # AgII's own account may stay
+    with on(date(2025, 7, 2)):  # nothing left: purge passes; a push is still refused
+        done = workspace.cli("--json", "purge", "--site", SPL)
+        assert done.exit_code == 0, done.output
+        assert site_doc(done, SPL)["remaining_principals"] == 0
         assert workspace.cli("push", str(workspace.export(people)), "--site", SPL).exit_code == 5
+        assert workspace.cli("access-check", "--site", SPL).exit_code == 1  # staff: missing
     assert workspace.rows(SPL) == []
+
+
+def only_agii_access(ws: Workspace, site: str) -> None:
+    ws.allowed[site] = f'["staff@{site}.be", {AGII_ENTRY}]'
+    ws.grant_access(
+        site,
+        overwrite=True,
+        role_assignments=[{"principal": AGII_USER, "roles": ["Full Control"]}],
+        sharing_links=[],
+    )
+
+
+def _unzipped(content: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return b"".join(archive.read(name) for name in archive.namelist())
 
 
 @both_kinds
@@ -206,6 +244,7 @@ def test_protocol_end_removes_hand_added_rows_and_formulas_too(workspace: Worksp
 
     workspace.edit_workbook(SPL, slips)
     workspace.protocol[SPL] = {"start": "2024-01-01", "end": "2025-06-30"}
+    only_agii_access(workspace, SPL)
     with on(date(2025, 6, 30)):  # still running: the slips stop the purge
         assert workspace.cli("purge", "--site", SPL).exit_code == 5
     with on(date(2025, 7, 1)):
@@ -356,6 +395,7 @@ def test_file_site_keeps_no_copies(workspace: Workspace) -> None:
     push_on(workspace, date(2025, 3, 2), people[:3] + [person(9, 0)])
     workspace.protocol[MECHELEN] = {"start": "2024-01-01", "end": "2025-06-30"}
     push_on(workspace, date(2025, 3, 3), people + [person(10, 1)])
+    only_agii_access(workspace, MECHELEN)
     with on(date(2025, 7, 16)):
         result = workspace.cli("--json", "purge")
     assert result.exit_code == 0, result.output
@@ -364,7 +404,8 @@ def test_file_site_keeps_no_copies(workspace: Workspace) -> None:
     for site in (SPL, MECHELEN):
         files = sorted(p for p in (workspace.root / "sites" / site).rglob("*") if p.is_file())
         workbook = workspace.root / "sites" / site / WORKBOOK
-        strays = [p for p in files if p != workbook and not _empty_lock_file(p)]
+        access = workbook.parents[len(Path(WORKBOOK).parts) - 1] / "_access.json"
+        strays = [p for p in files if p not in (workbook, access) and not _empty_lock_file(p)]
         assert strays == [], strays
 
 

@@ -177,7 +177,11 @@ def test_a_lost_toelichting_is_flagged_restored_by_push_and_no_obstacle(
     book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
     assert "Toelichting" in book.sheetnames and book["Toelichting"]["A1"].value
     assert workspace.rows(SPL)[0]["Status activiteit"] == "Gecontacteerd"
-    assert workspace.cli("check", "--site", SPL).exit_code == 0
+    after = workspace.cli("--json", "check", "--site", SPL)
+    if how == "deleted":
+        assert after.exit_code == 0, after.output
+    else:  # the renamed copy is a sheet outside the protocol now (docs/protocol.md, art. 1)
+        assert after.exit_code == 1 and '"extra_sheet"' in after.stdout
 
 
 def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> None:
@@ -296,10 +300,11 @@ def test_pull_status_brings_statuses_back_by_dossier(workspace: Workspace) -> No
     assert list(lines[0]) == ["dossiernummer", "nis_code", "status_activiteit"]
     got = {(r["dossiernummer"], r["nis_code"]): r["status_activiteit"] for r in lines}
     assert got[("A7000001", "12025")] == "Activiteit afgerond"
-    assert got[("A7000002", "23077")] == "bellen in mei"
+    assert got[("A7000002", "23077")] == ""  # free text never flows back (protocol art. 1)
+    assert "bellen" not in out.read_text(encoding="utf-8")
     assert len(got) == 4
     doc = json.loads(result.stdout)
-    assert sum(s["off_list"] for s in doc["sites"]) == 1
+    assert sum(s["not_in_list"] for s in doc["sites"]) == 1
     assert "A7000001" not in result.stdout and "bellen" not in result.stdout
 
 
@@ -316,7 +321,7 @@ def test_csv_for_spreadsheets_never_holds_a_formula(workspace: Workspace) -> Non
     assert person_row["Status activiteit"] == "'@SUM(1+1)"
     out = workspace.root / "status.csv"
     workspace.cli("pull-status", str(export), "--out", str(out), "--site", SPL)
-    assert next(csv.DictReader(out.open(encoding="utf-8")))["status_activiteit"] == "'@SUM(1+1)"
+    assert next(csv.DictReader(out.open(encoding="utf-8")))["status_activiteit"] == ""
 
 
 def test_rows_without_export_match_are_counted(workspace: Workspace) -> None:

@@ -37,20 +37,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, get_args
 
 from filelock import FileLock, Timeout
 
 from .config import Config
+from .config_audit import ConfigState, config_hash
+from .domain.plan import Reason
 from .errors import ConfigError, InputError, SafetyStop, TemporaryFailure
 from .portable import fsync_folder, replace_file
 
 log = logging.getLogger("agii_sync.audit")
 
 GENESIS = "0" * 64
-ROW_REASONS = frozenset(
-    {"added", "restored", "updated", "moved_away", "retention", "protocol_ended", "status_set"}
-)
+ROW_REASONS = frozenset(get_args(Reason))
 CHAIN_FIELDS = frozenset({"time", "host", "seq", "prev", "hash"})
 NOTE_FIELDS = frozenset({"v", "event", "anchor", "mac"})
 NOTE_VERSION = 1
@@ -159,9 +159,21 @@ def record_hash(record: Mapping[str, Any]) -> str:
 class AuditTrail:
     """Appends records to one audit file; safe for several threads and processes at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        context: Mapping[str, Any] | None = None,
+        config_state: ConfigState | None = None,
+        actor: str = "",
+    ) -> None:
+        """``context`` is added to every line (the configuration's hash, an opt-out); with
+        ``config_state``, a change of configuration is recorded before the first line."""
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.context = dict(context or {})
+        self.config_state = config_state
+        self.actor = actor
 
     def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
         clashing = CHAIN_FIELDS & set(event)
@@ -337,32 +349,43 @@ class AuditTrail:
 
     def _append_locked(self, event: Mapping[str, Any]) -> dict[str, Any]:
         created = not self.path.exists()
+        change = self.config_state.change_event(self.actor) if self.config_state else None
         with open(self.path, "a+b") as file:
-            last_line, ends_with_newline = _last_line(file)
+            last_line, _ = _last_line(file)
             intact = _head_intact(self.path, file, last_line)
-            record: dict[str, Any] = {
-                **event,
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "host": socket.gethostname(),
-                "seq": 1 if last_line is None else _next_seq(file, last_line),
-                "prev": GENESIS if last_line is None else sha256_hex(last_line),
-            }
-            record["hash"] = record_hash(record)
-            line = canonical_json(record).encode("ascii") + b"\n"
-            # After a writer died mid-line, start on a fresh line; verify() reports the torn one.
-            if last_line is not None and not ends_with_newline:
-                line = b"\n" + line
-            file.write(line)
-            file.flush()
-            os.fsync(file.fileno())
-            if intact:
-                Head(file.tell(), len(line.strip(b"\n")), sha256_hex(line.strip(b"\n"))).write(
-                    self.path
-                )
-            else:  # keep the evidence: the head still says where the trail ended
-                log.warning("audit.cut", extra={"fields": {"trail": str(self.path)}})
+            if change is not None:
+                self._write(file, change, intact=intact)
+            record = self._write(file, event, intact=intact)
+        if change is not None and self.config_state is not None:
+            self.config_state.recorded()
         if created:
             fsync_folder(self.path.parent)
+        return record
+
+    def _write(self, file: BinaryIO, event: Mapping[str, Any], *, intact: bool) -> dict[str, Any]:
+        last_line, ends_with_newline = _last_line(file)
+        record: dict[str, Any] = {
+            **self.context,
+            **event,
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "host": socket.gethostname(),
+            "seq": 1 if last_line is None else _next_seq(file, last_line),
+            "prev": GENESIS if last_line is None else sha256_hex(last_line),
+        }
+        record["hash"] = record_hash(record)
+        line = canonical_json(record).encode("ascii") + b"\n"
+        # After a writer died mid-line, start on a fresh line; verify() reports the torn one.
+        if last_line is not None and not ends_with_newline:
+            line = b"\n" + line
+        file.write(line)
+        file.flush()
+        os.fsync(file.fileno())
+        if intact:
+            Head(file.tell(), len(line.strip(b"\n")), sha256_hex(line.strip(b"\n"))).write(
+                self.path
+            )
+        else:  # keep the evidence: the head still says where the trail ended
+            log.warning("audit.cut", extra={"fields": {"trail": str(self.path)}})
         return record
 
 
@@ -819,3 +842,17 @@ def _os_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):  # no user name in the environment nor passwd
         return "unknown"
+
+
+def trail_for(config: Config, actor: str) -> AuditTrail:
+    """The configured trail, with every line tied to this configuration (docs/protocol.md,
+    art. 6): its hash, and an opt-out of the access check before pushes spelled out."""
+    context: dict[str, Any] = {"config": config_hash(config)}
+    if not config.agii.require_access_check:
+        context["access_check_opt_out"] = True
+    return AuditTrail(
+        config.audit_log,
+        context=context,
+        config_state=ConfigState(config.audit_log, config),
+        actor=actor,
+    )

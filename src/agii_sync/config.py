@@ -86,12 +86,26 @@ def checked_path(text: str) -> str:
     return text
 
 
+PROTOCOL_RETENTION_MONTHS = 6  # art. 3: until 6 months after the attest (docs/protocol.md)
+Level = Literal["read", "edit", "full"]
+EndReason = Literal["new_protocol", "notice", "agreement", "other"]
+
+
 class AgiiSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     audit_log: Path = Path("var/audit.jsonl")
-    retention_months: int = Field(default=6, ge=0, le=120)
+    retention_months: int = Field(default=6, ge=0, le=PROTOCOL_RETENTION_MONTHS)
+    # How long someone without an attest (or whose export row is rejected) may stay after the
+    # last push that shared them; never past the protocol's end (docs/protocol.md, art. 3).
+    max_keep_without_attest_months: int = Field(default=12, ge=1, le=120)
     max_delete: DeleteLimit = DeleteLimit(percent=25)
-    require_access_check: bool = False
+    require_access_check: bool = True
+    # A sign language reveals a disability (GDPR art. 9): only with the DPOs' agreement.
+    allow_sign_languages: bool = False
+    dpo: str | None = Field(default=None, min_length=1)  # AgII's DPO, told of an incident
+    # Where a municipality reports wrong data (art. 7); shown by `check` and the Toelichting.
+    data_errors_contact: str | None = Field(default=None, min_length=1)
+    suppression_list: Path | None = None  # forget: default beside the audit trail
     workers: int = Field(default=8, ge=1, le=16)  # sites processed at once
     # SharePoint: how long a write keeps retrying a workbook open in Excel (423), then exit 3
     lock_wait_seconds: float = Field(default=10.0, ge=0, le=3600)
@@ -178,6 +192,27 @@ class WorkbookSection(BaseModel):
         return value
 
 
+class AllowedEntry(BaseModel):
+    """Someone who may reach the site: the plain string form is ``principal`` alone.
+    ``profile`` is the function profile of the protocol (``agii`` marks AgII's own accounts,
+    which keep access after the protocol's end); ``level`` the highest permission allowed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    principal: str = Field(min_length=1)
+    profile: str | None = Field(default=None, min_length=1)
+    level: Level | None = None
+
+    @field_validator("principal")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("principal may not be blank")
+        return value.strip()
+
+
+AGII_PROFILE = "agii"
+
+
 class Municipality(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
@@ -187,7 +222,19 @@ class Municipality(BaseModel):
     site: str
     protocol_start: date
     protocol_end: date
-    allowed: list[str] = Field(default_factory=list)
+    # An early end (a new protocol, notice, ...): the last day the protocol ran, and why.
+    ended_on: date | None = None
+    end_reason: EndReason | None = None
+    retention_months: int | None = Field(default=None, ge=0, le=PROTOCOL_RETENTION_MONTHS)
+    dpo: str | None = Field(default=None, min_length=1)  # the municipality's DPO
+    allowed: list[AllowedEntry] = Field(min_length=1)
+
+    @field_validator("allowed", mode="before")
+    @classmethod
+    def _plain_strings(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"principal": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @field_validator("site")
     @classmethod
@@ -219,6 +266,10 @@ class Municipality(BaseModel):
     def _window(self) -> Municipality:
         if self.protocol_end < self.protocol_start:
             raise ValueError("protocol_end is before protocol_start")
+        if (self.ended_on is None) != (self.end_reason is None):
+            raise ValueError("ended_on and end_reason go together (an early end needs both)")
+        if self.ended_on is not None and self.ended_on < self.protocol_start:
+            raise ValueError("ended_on is before protocol_start")
         return self
 
     @property
@@ -230,11 +281,30 @@ class Municipality(BaseModel):
         """The parsed ``https://`` or ``http://`` site (ValueError for a ``file:`` site)."""
         return parse_http_site(self.site)
 
+    @property
+    def last_day(self) -> date:
+        """The protocol's last day: ``protocol_end``, or ``ended_on`` when it ended early."""
+        if self.ended_on is not None:
+            return min(self.protocol_end, self.ended_on)
+        return self.protocol_end
+
     def protocol_active(self, today: date) -> bool:
-        return self.protocol_start <= today <= self.protocol_end
+        return self.protocol_start <= today <= self.last_day
 
     def protocol_ended(self, today: date) -> bool:
-        return today > self.protocol_end
+        return today > self.last_day
+
+    @property
+    def allowed_principals(self) -> list[str]:
+        return [entry.principal for entry in self.allowed]
+
+    @property
+    def allowed_levels(self) -> dict[str, Level]:
+        return {e.principal: e.level for e in self.allowed if e.level is not None}
+
+    @property
+    def agii_principals(self) -> list[str]:
+        return [e.principal for e in self.allowed if e.profile == AGII_PROFILE]
 
 
 class Config(BaseModel):
@@ -318,6 +388,16 @@ class Config(BaseModel):
         if self.auth is None or self.auth.certificate_path is None:
             return None
         return self.resolve(self.auth.certificate_path)
+
+    @property
+    def suppression_list(self) -> Path:
+        if self.agii.suppression_list is not None:
+            return self.resolve(self.agii.suppression_list)
+        return self.audit_log.with_name("suppressed.jsonl")
+
+    def retention_months(self, m: Municipality) -> int:
+        """The municipality's own (shorter) term, else ``[agii] retention_months``."""
+        return self.agii.retention_months if m.retention_months is None else m.retention_months
 
     @property
     def lock_file(self) -> Path:

@@ -17,11 +17,11 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from . import interrupt
-from .audit import AuditTrail, AuditUnwritable, PendingWrite, audit_event, current_actor
+from .audit import AuditTrail, AuditUnwritable, PendingWrite, audit_event, current_actor, trail_for
 from .auth import ROWKEY_ENV
 from .config import Config, Municipality
 from .domain.check import Finding, check_rows
-from .domain.plan import Plan
+from .domain.plan import Plan, Withheld
 from .errors import (
     AgiiError,
     EtagConflict,
@@ -33,9 +33,11 @@ from .errors import (
     WorkbookLocked,
 )
 from .parallel import WorkbookProcesses, usable_cores
+from .runs.window import refuse_after_the_end
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
 from .status_memory import StatusMemory
+from .suppression import SuppressionList
 
 if TYPE_CHECKING:  # openpyxl: imported when a workbook is read or written, not at start-up
     from .formats import workbook
@@ -122,12 +124,15 @@ class Run:
     key_check: str | None = None  # of the row-key secret, for commands that make Rij-IDs
     processes: WorkbookProcesses = field(default_factory=lambda: WorkbookProcesses(1))
     memory: StatusMemory = field(init=False)
+    suppression: SuppressionList = field(init=False)
 
     def __post_init__(self) -> None:
+        self.suppression = SuppressionList(self.config.suppression_list)
         self.opener = self.opener or SiteOpener(self.config)
-        self.audit = self.audit or AuditTrail(self.config.audit_log)
-        self.memory = StatusMemory(self.config.audit_log)
+        self.opener = self.opener or SiteOpener(self.config)
         self.actor = self.actor or current_actor(self.config)
+        self.audit = self.audit or trail_for(self.config, self.actor)
+        self.memory = StatusMemory(self.config.audit_log)
         with interrupt.deferred():  # appends lines: not cut short by Ctrl-C
             self.recover_notes()
 
@@ -163,6 +168,10 @@ class Run:
         account = self.opener.signed_in_account() if self.opener else None
         return f"user:{account}" if account else self.actor
 
+    def suppressed(self, m: Municipality) -> Withheld:
+        """The people of this site on the suppression list (``forget``), by Rij-ID."""
+        return dict.fromkeys(self.suppression.row_ids(m.id), "suppressed")
+
     def site(self, municipality: Municipality) -> Site:
         assert self.opener is not None
         return self.opener.open(municipality)
@@ -196,6 +205,7 @@ class Run:
         try:
             if interrupt.stopped():
                 raise Interrupted(interrupt.signal_name(), "not_started")
+            refuse_after_the_end(municipality, self.today, self.command)
             outcome = work(municipality)
         except AgiiError as error:
             # The outcome so far (the ETag read, ...) when the error left update_workbook.
@@ -287,17 +297,19 @@ class Run:
         repair: bool = True,
         memory: str | None = None,
         status_only: bool = False,
+        fresh: bool = False,
     ) -> SiteOutcome:
         """Read the workbook, plan, and write the result if the plan changes anything.
 
         On an ETag conflict the workbook is read and planned again, up to MAX_ATTEMPTS.
-        ``memory`` ("replace" or "merge"): how the statuses written are remembered."""
+        ``memory`` ("replace" or "merge"): how the statuses written are remembered. ``fresh``
+        writes the template with the plan's rows and nothing else (no sheet or note someone
+        added): the protocol's end."""
         site = self.site(municipality)
         outcome = SiteOutcome(municipality.id)
         try:
-            outcome = self._update(
-                site, municipality, outcome, make_plan, guard, create_missing, repair, status_only
-            )
+            shape = _Shape(create_missing, repair, status_only, fresh)
+            outcome = self._update(site, municipality, outcome, make_plan, guard, shape)
         except AgiiError as error:
             error.outcome = outcome  # the audit line keeps the ETag read
             raise
@@ -320,26 +332,24 @@ class Run:
         outcome: SiteOutcome,
         make_plan: PlanMaker,
         guard: Guard | None,
-        create_missing: bool,
-        repair: bool,
-        status_only: bool,
+        shape: _Shape,
     ) -> SiteOutcome:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             outcome.attempts = attempt
             interrupt.check()
             snapshot = site.read()
             outcome.etag_before = outcome.etag_before or snapshot.etag
-            loaded = self.load(snapshot, status_only=status_only)
-            if loaded is None and not create_missing:
+            loaded = self.load(snapshot, status_only=shape.status_only)
+            if loaded is None and not shape.create_missing:
                 return outcome
             interrupt.check()
             plan = make_plan(loaded)
             outcome.plan = plan
-            restore = repair and loaded is not None and not loaded.has_toelichting
+            restore = shape.restore(loaded)
             if self.dry_run or (plan.is_empty and loaded is not None and not restore):
                 outcome.etag_after = snapshot.etag
                 return outcome
-            content, not_carried = self._render(loaded, plan, restore=restore)
+            content, not_carried = self._render(municipality, loaded, plan, shape)
             if not_carried:
                 outcome.details["not_carried"] = len(not_carried)
                 outcome.details["not_carried_cells"] = not_carried
@@ -359,6 +369,22 @@ class Run:
             f"({MAX_ATTEMPTS} attempts); nothing was written",
             hint="someone else is editing it; run again later",
         )
+
+    def delete_versions(self, m: Municipality, outcome: SiteOutcome) -> None:
+        """Delete the workbook's older versions after a write or purge: they would still hold
+        the people just removed."""
+        if self.dry_run or outcome.etag_after is None:  # a dry run, or no workbook on the site
+            return
+        try:
+            interrupt.check()
+            outcome.versions_deleted = self.site(m).delete_old_versions()
+        except AgiiError as error:
+            # The rows are already gone from the workbook: keep that in the report and the
+            # audit line, and fail the site so the next purge (which deletes versions again)
+            # is due.
+            outcome.fail(error)
+        else:
+            outcome.details["versions_deleted"] = outcome.versions_deleted
 
     def write_anchored(
         self,
@@ -402,18 +428,23 @@ class Run:
         return self.processes.call(workbook.load, snapshot.content, sheet, status_only=status_only)
 
     def _render(
-        self, loaded: workbook.LoadedWorkbook | None, plan: Plan, *, restore: bool
+        self,
+        m: Municipality,
+        loaded: workbook.LoadedWorkbook | None,
+        plan: Plan,
+        shape: _Shape,
     ) -> tuple[bytes, list[str]]:
         """The bytes to write, and what could not be carried over with its row."""
         from .formats import workbook
 
         template = {
-            "retention_months": self.config.agii.retention_months,
-            "key_check": self.key_check,
+            "retention_months": self.config.retention_months(m),
+            "key_check": self.key_check or (loaded.key_check if loaded else None),
         }
-        if loaded is None:
+        if loaded is None or shape.fresh:
             sheet = self.config.workbook.sheet
             return self.processes.call(workbook.create_workbook, sheet, plan.rows, **template), []
+        restore = shape.restore(loaded)
         edited = self.processes.call(
             workbook.render, loaded, plan.rows, restore_toelichting=restore, **template
         )
@@ -421,6 +452,28 @@ class Run:
 
     def findings(self, loaded: workbook.LoadedWorkbook) -> list[Finding]:
         return check_rows(loaded.rows, self.today)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How ``update_workbook`` treats the workbook beyond the plan's rows."""
+
+    create_missing: bool
+    repair: bool
+    status_only: bool
+    fresh: bool
+
+    def restore(self, loaded: workbook.LoadedWorkbook | None) -> bool:
+        """Whether to write even when the plan changes no row: a lost Toelichting is put back
+        and, at the protocol's end, nothing but the template may remain."""
+        if loaded is None:
+            return False
+        if self.fresh:
+            from .formats.extras import extras
+
+            extra = extras(loaded.content, loaded.sheetnames, loaded.sheet_name)
+            return not loaded.has_toelichting or not extra.none
+        return self.repair and not loaded.has_toelichting
 
 
 def refuse_unwritable(loaded: workbook.LoadedWorkbook | None, today: date) -> None:

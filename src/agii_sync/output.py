@@ -109,6 +109,10 @@ class Output:
         for line in text.splitlines():
             self.err.print(Text("sign-in: ", style="bold") + Text(line))
 
+    def alert(self, text: str) -> None:
+        """Something a person must act on now: on stderr whatever -q or --json say."""
+        self.err.print(Text("ALERT: ", style="red bold") + Text(text))
+
     def failure(self, text: str) -> None:
         self.err.print(Text("error: ", style="red bold") + Text(without_userinfo(text)))
 

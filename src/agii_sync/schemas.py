@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from .domain.codes import (
     ACTIVITY_STATUSES,
@@ -15,7 +15,9 @@ from .domain.codes import (
     StatusMO,
 )
 from .domain.export import ExportRecord
+from .domain.plan import Reason
 from .domain.row import COLUMNS, SharedRow
+from .domain.screen import sign_languages
 
 
 def documents() -> dict[str, Any]:
@@ -29,6 +31,9 @@ def documents() -> dict[str, Any]:
             "status_mo": [s.value for s in StatusMO],
             "activity_status": list(ACTIVITY_STATUSES),
             "workbook_columns": list(COLUMNS),
+            # refused as contact language unless [agii] allow_sign_languages (docs/protocol.md)
+            "sign_languages": sorted(sign_languages()),
+            "audit_row_reasons": list(get_args(Reason)),
         },
     }
 

@@ -81,7 +81,8 @@ def _first_line(process: subprocess.Popen[str]) -> str:
 
 
 def config_text(emulator_url: str, sites: int, workers: int | None) -> str:
-    lines = ["[agii]", 'audit_log = "var/audit.jsonl"']
+    # The access check's own requests are left out: measured is the workbook work.
+    lines = ["[agii]", 'audit_log = "var/audit.jsonl"', "require_access_check = false"]
     if workers is not None:
         lines.append(f"workers = {workers}")
     for n in range(sites):
@@ -95,6 +96,7 @@ def config_text(emulator_url: str, sites: int, workers: int | None) -> str:
             f'site = "{emulator_url}/sites/gemeente-{n:02d}"',
             "protocol_start = 2024-01-01",
             "protocol_end = 2099-12-31",
+            f'allowed = ["staff@gemeente-{n:02d}.be"]',
         ]
     return "\n".join(lines) + "\n"
 

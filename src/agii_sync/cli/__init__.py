@@ -282,4 +282,4 @@ def _report_usage_error(error: Any, *, json_mode: bool) -> None:
     typer.echo(f"Error: {message}", err=True)
 
 
-from . import access, admin, doctor, municipality, sync  # noqa: E402, F401 - registers the commands
+from . import access, admin, doctor, municipality, rights, sync  # noqa: E402, F401 - registers the commands

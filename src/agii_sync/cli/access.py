@@ -24,12 +24,14 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
     another group's members are checked one by one. Reported: unexpected principals, allowed
     entries that reach nobody (missing), and critical access that `allowed` cannot excuse:
     Everyone / Everyone except external users / All Users, guests not covered by `allowed`,
-    anonymous and organisation-wide links. Exit 1 if anything is found. With -v, also lists
-    everyone who has access."""
+    anonymous and organisation-wide links, and principals above the level of their allowed
+    entry. Exit 1 if anything is found. A critical finding is a possible data breach: it is
+    recorded as an incident (detection time, 48-hour deadline), the DPOs to tell are named,
+    and the exit code is 5. With -v, also lists everyone who has access."""
 
     def work(state: State) -> ExitCode:
         from ..engine import worst
-        from ..runs.access import access_check_site, report_of
+        from ..runs.access import access_check_site, incident_of, report_of
         from . import render
 
         config = state.config()
@@ -37,12 +39,17 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
         outcomes = run.for_each_site(config.select(site), lambda m: access_check_site(run, m))
         code = worst(outcomes)
         if state.json_mode:
-            sites = [render.access_site_doc(o, report_of(o)) for o in outcomes]
+            sites = [
+                render.access_site_doc(o, report_of(o)) | render.incident_doc(incident_of(o))
+                for o in outcomes
+            ]
             state.output.document(
                 {"command": "access-check", "exit_code": int(code), "sites": sites}
             )
         else:
             _show(state, outcomes)
+        for o in outcomes:
+            render.incident(state.output, incident_of(o))
         return code
 
     execute(ctx, work)

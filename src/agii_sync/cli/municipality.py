@@ -202,7 +202,9 @@ def pull_status(
 ) -> None:
     """Collect 'Status activiteit' from every site back to AgII as CSV with dossiernummer,
     nis_code, status_activiteit. Row keys are recomputed from the export; rows on a site that
-    match no export row are counted, hand-typed statuses outside the list flagged (exit 1)."""
+    match no export row are counted. Only list values flow back: a status cell holding
+    anything else is written as an empty status and reported by Rij-ID (not_in_list, exit 1).
+    After the protocol's end it still runs, for a last collection before purge."""
 
     def work(state: State) -> ExitCode:
         from ..engine import worst
@@ -213,7 +215,7 @@ def pull_status(
         run = state.run(config, "pull-status")
         with state.output.progress("pull-status"):
             report = run_pull(run, export, out, site, force=force)
-        flagged = sum(o.details.get("off_list", 0) for o in report.outcomes)
+        flagged = sum(o.details.get("not_in_list", 0) for o in report.outcomes)
         code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
         if state.json_mode:
             render.sites(
@@ -232,9 +234,11 @@ def pull_status(
         for o in report.outcomes:
             if o.details.get("unmatched"):
                 state.output.warn(f"{o.site}: {o.details['unmatched']} row(s) match no export row")
-            if o.details.get("off_list"):
-                rows = ", ".join(o.details["off_list_rows"])
-                state.output.warn(f"{o.site}: status outside the list (kept verbatim): {rows}")
+            if o.details.get("not_in_list"):
+                rows = ", ".join(o.details["not_in_list_rows"])
+                state.output.warn(
+                    f"{o.site}: status outside the list, passed on as empty (not_in_list): {rows}"
+                )
         if report.written:
             state.output.info(f"wrote {len(report.lines)} line(s) to {out}")
         else:

@@ -17,6 +17,7 @@ from ..domain.problems import Problem
 from ..engine import SiteOutcome, worst
 from ..errors import AgiiError, ExitCode
 from ..output import Output
+from ..runs.access import Incident
 from ..runs.doctor import Check
 
 MARKS = {"added": "+", "restored": "+", "updated": "*", "status_set": "*"}
@@ -204,6 +205,14 @@ def _note(o: SiteOutcome) -> str:
         # Named by cell and Rij-ID only: what was in them may be personal.
         lost = ", ".join(o.details["not_carried_cells"])
         notes.append(f"not carried over (their row was removed): {lost}")
+    if o.details.get("not_in_list"):
+        rows = ", ".join(o.details["not_in_list_rows"])
+        notes.append(f"status outside the list (not_in_list): {rows}")
+    if o.details.get("sheets_removed") or o.details.get("notes_removed"):
+        notes.append(
+            f"{o.details['sheets_removed']} added sheet(s), {o.details['notes_removed']} "
+            "note(s) removed"
+        )
     if o.attempts > 1:
         notes.append(f"re-read {o.attempts - 1}x after a concurrent change")
     return "; ".join(notes)
@@ -417,3 +426,35 @@ def doctor_lines(out: Output, o: SiteOutcome, checks: list[Check]) -> None:
         out.line(text, style=DOCTOR_STYLES[c.outcome], whole=True, problem=c.outcome != "pass")
     if o.error is not None:
         out.error(o.error, site=o.site)
+
+
+# -- incidents (docs/protocol.md, art. 6) ------------------------------------------------------
+
+
+def incident_doc(incident: Incident | None) -> dict[str, Any]:
+    if incident is None:
+        return {"incident": None}
+    return {
+        "incident": {
+            "detected": incident.detected.isoformat(timespec="seconds"),
+            "report_by": incident.report_by.isoformat(timespec="seconds"),
+            "codes": list(incident.codes),
+            "notify": [{"who": who, "contact": contact} for who, contact in incident.notify],
+        }
+    }
+
+
+def incident(out: Output, incident: Incident | None) -> None:
+    """On stderr, also with --json and -q: someone must act within 48 hours."""
+    if incident is None:
+        return
+    out.alert(
+        f"INCIDENT {incident.site}: critical access ({', '.join(incident.codes)}) detected "
+        f"{incident.detected.isoformat(timespec='minutes')}; stop it now and report it by "
+        f"{incident.report_by.isoformat(timespec='minutes')} (protocol art. 6: at once, at the "
+        "latest within 48 hours) to: "
+        + "; ".join(
+            f"{who} <{contact}>" if contact else f"{who} (not configured: set dpo in the config)"
+            for who, contact in incident.notify
+        )
+    )

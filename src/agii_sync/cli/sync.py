@@ -55,13 +55,19 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
 
     def work(state: State) -> ExitCode:
         from ..domain.routing import Scope, route
+        from ..domain.screen import Screen
         from ..formats.export_reader import read_export
         from . import render
 
         config = state.config()
         result = read_export(export, Scope.of(config.municipalities))
-        routing = route(result.records, config.municipalities)
-        problems = sorted([*result.problems, *routing.problems], key=lambda p: p.line or 0)
+        screened = Screen(allow_sign_languages=config.agii.allow_sign_languages).records(
+            result.records
+        )
+        routing = route(screened.records, config.municipalities)
+        problems = sorted(
+            [*result.problems, *screened.problems, *routing.problems], key=lambda p: p.line or 0
+        )
         errors = [p for p in problems if p.severity == "error"]
         code = ExitCode.DATA if errors else ExitCode.OK
         per_site = {m_id: len(rows) for m_id, rows in routing.by_site.items()}
@@ -97,6 +103,11 @@ def _export_summary(state: State, summary: dict) -> None:  # type: ignore[type-a
         f"{summary['rejected']} rejected, {summary['skipped_other_nis']} for municipalities "
         "not in the config (skipped)"
     )
+    if summary.get("suppressed"):
+        out.line(
+            f"{summary['suppressed']} row(s) of people on the suppression list (forget): "
+            "never shared"
+        )
     unknown = summary["unknown_columns"]
     if unknown:
         more = f" and {len(unknown) - LISTED_COLUMNS} more" if len(unknown) > LISTED_COLUMNS else ""
@@ -147,6 +158,7 @@ def push(
             "rejected": len({p.line for p in ex.problems if p.severity == "error"}),
             "skipped_other_nis": ex.skipped_other_nis,
             "unknown_columns": ex.unknown_columns,
+            "suppressed": ex.suppressed,
         } | ({"stopped": True} if ex.stopped else {})
         if state.json_mode:
             extra = {
@@ -188,25 +200,34 @@ def _limit(text: str | None) -> DeleteLimit | None:
 @app.command()
 def check(ctx: typer.Context, site: SiteOption = None) -> None:
     """Validate the workbook on each site: header, unique row keys, code lists, status values,
-    formulas, rows past retention. Exit 1 if anything is found."""
+    formulas, rows past retention, sheets and notes outside the protocol. Exit 1 if anything
+    is found. Ends with how to report wrong data to AgII."""
 
     def work(state: State) -> ExitCode:
-        from ..runs.workbooks import check_site
+        from ..runs.workbooks import check_site, data_error_how_to
         from . import render
 
         config = state.config()
         run = state.run(config, "check")
         outcomes = run.for_each_site(config.select(site), lambda m: check_site(run, m))
-        return render.sites(state.output, "check", outcomes, show_changes=False)
+        how = data_error_how_to(config)
+        code = render.sites(
+            state.output, "check", outcomes, show_changes=False, extra={"data_errors": how}
+        )
+        state.output.line(how)
+        return code
 
     execute(ctx, work)
 
 
 @app.command()
 def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) -> None:
-    """Remove rows past 'Bewaren tot', and every row of a municipality whose protocol has
-    ended; then delete the workbook's older versions on the site so removed data does not
-    live on in version history. Works from the workbooks alone (no export)."""
+    """Remove rows past 'Bewaren tot' and people on the suppression list (forget); then delete
+    the workbook's older versions on the site so removed data does not live on in version
+    history. Once a municipality's protocol has ended, its workbook becomes the empty template
+    (added sheets and notes go too), and a site still holding data or reachable by anyone but
+    AgII's own accounts is a safety stop (exit 5) that says what remains. Works from the
+    workbooks alone (no export)."""
 
     def work(state: State) -> ExitCode:
         from ..runlock import run_lock
@@ -219,13 +240,6 @@ def purge(ctx: typer.Context, site: SiteOption = None, dry_run: DryRun = False) 
             outcomes = run.for_each_site(config.select(site), lambda m: purge_site(run, m))
         if dry_run and not state.json_mode:
             state.output.line("dry run: nothing was written", style="bold")
-        for o in outcomes:
-            if o.details.get("other_sheets_kept"):
-                state.output.warn(
-                    f"{o.site}: the protocol has ended and the workbook still has "
-                    f"{o.details['other_sheets_kept']} sheet(s) that someone added; agii-sync "
-                    "keeps them as they are: make sure they hold no personal data"
-                )
         return render.sites(
             state.output,
             "purge",

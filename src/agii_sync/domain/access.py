@@ -40,6 +40,14 @@ Decisions.
   a system group and skipped; a ``SharingLinks.…`` group is looked through like any group.
 - A sharing link inherited from a folder above the workbook is judged like one on the
   workbook (``via`` says so).
+- ``above_level``: an allowed entry may carry the highest permission level of its function
+  profile (``read``, ``edit``, ``full``; docs/protocol.md, art. 4 and 6); a principal it
+  covers whose roles go beyond that is unexpected. Roles rank as SharePoint's default
+  permission levels ("Understanding permission levels in SharePoint",
+  https://learn.microsoft.com/en-us/sharepoint/understanding-permission-levels): Limited
+  Access gives nothing by itself; Read and View Only read; Contribute, Edit and Approve edit;
+  Design, Manage Hierarchy and Full Control are full. A role agii-sync does not know counts as
+  full.
 - ``missing``: an allowed entry that names no principal with access (directly or as a member
   of a group with access). Every finding, missing included, fails the check; only
   ``blocks_push`` (unexpected or critical access) keeps personal data from being pushed.
@@ -47,7 +55,7 @@ Decisions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -86,6 +94,7 @@ MESSAGES = {
     "unexpected_group_member": "has access through a group that is not in allowed",
     "unexpected_group": "group has access but is not in allowed",
     "unexpected_admin": "site collection administrator but not in allowed",
+    "above_level": "has a higher permission level than its allowed entry gives",
     "missing": "in allowed, but has no access to the site",
     "everyone": "everybody in the organisation has access",
     "guest": "guest account not named in allowed",
@@ -94,6 +103,32 @@ MESSAGES = {
     "unknown_link": "a sharing link of a kind agii-sync does not know: it may be open to anyone",
 }
 KIND_ORDER: dict[str, int] = {"critical": 0, "unexpected": 1, "missing": 2}
+LEVELS = {"read": 1, "edit": 2, "full": 3}
+ROLE_LEVELS = {
+    "limited access": 0,
+    "beperkte toegang": 0,
+    "read": 1,
+    "view only": 1,
+    "restricted view": 1,
+    "lezen": 1,
+    "alleen weergeven": 1,
+    "contribute": 2,
+    "edit": 2,
+    "approve": 2,
+    "bijdragen": 2,
+    "bewerken": 2,
+    "goedkeuren": 2,
+    "design": 3,
+    "manage hierarchy": 3,
+    "full control": 3,
+    "ontwerpen": 3,
+    "volledig beheer": 3,
+}
+
+
+def role_level(roles: Iterable[str]) -> int:
+    """The highest permission level among ``roles`` (0 when none gives access by itself)."""
+    return max((ROLE_LEVELS.get(normalise(role), 3) for role in roles), default=0)
 
 
 class PrincipalView(Protocol):
@@ -186,8 +221,11 @@ class AccessReport:
         return any(f.kind != "missing" for f in self.findings)
 
 
-def compare_access(snapshot: AccessView, allowed: Iterable[str]) -> AccessReport:
-    judge = _Judge(allowed)
+def compare_access(
+    snapshot: AccessView, allowed: Iterable[str], levels: Mapping[str, str] | None = None
+) -> AccessReport:
+    """``levels``: allowed entry → the highest level (``read``/``edit``/``full``) it gives."""
+    judge = _Judge(allowed, levels or {})
     for assignment in snapshot.role_assignments:
         judge.assignment(assignment.principal, tuple(assignment.roles), assignment.scope)
     for admin in snapshot.site_admins:
@@ -242,8 +280,9 @@ def is_guest(p: PrincipalView) -> bool:
 
 
 class _Judge:
-    def __init__(self, allowed: Iterable[str]) -> None:
+    def __init__(self, allowed: Iterable[str], levels: Mapping[str, str]) -> None:
         self.entries = {normalise(e): e.strip() for e in allowed if e.strip()}
+        self.levels = {normalise(e): LEVELS[level] for e, level in levels.items()}
         self.matched: set[str] = set()
         self.grants: list[Grant] = []
         self.findings: list[AccessFinding] = []
@@ -262,6 +301,8 @@ class _Judge:
     def group(self, group: PrincipalView, roles: tuple[str, ...], scope: str) -> None:
         allowed_by = self.match(group)
         self.grants.append(_grant(group, roles, None, allowed_by, scope))
+        if self.above_level(allowed_by, roles):
+            self.findings.append(_finding("unexpected", "above_level", group, roles, None, scope))
         for member in group.members:
             self.principal(member, roles, via=group.title, vouched_by=allowed_by, scope=scope)
 
@@ -277,8 +318,11 @@ class _Judge:
         allowed_by = self.match(p) or vouched_by
         self.grants.append(_grant(p, roles, via, allowed_by, scope))
         code = self.code(p, allowed_by, via, admin=ADMIN_ROLE in roles)
+        if code is None and self.above_level(allowed_by, roles) and allowed_by != vouched_by:
+            code = "above_level"  # a member of an allowed group: reported with the group
         if code is not None:
-            kind: Kind = "unexpected" if code.startswith("unexpected") else "critical"
+            unexpected = code.startswith("unexpected") or code == "above_level"
+            kind: Kind = "unexpected" if unexpected else "critical"
             self.findings.append(_finding(kind, code, p, roles, via, scope))
 
     @staticmethod
@@ -296,6 +340,10 @@ class _Judge:
         if p.type != "user":
             return "unexpected_group"
         return "unexpected_group_member" if via else "unexpected_user"
+
+    def above_level(self, entry: str | None, roles: tuple[str, ...]) -> bool:
+        limit = self.levels.get(normalise(entry)) if entry is not None else None
+        return limit is not None and role_level(roles) > limit
 
     def link(self, link: LinkView) -> None:
         kind = link_kind(link.kind)

@@ -128,7 +128,22 @@ class ExportRecord(BaseModel):
         return interests_display(self.interesses)
 
 
-def to_shared_row(record: ExportRecord, *, row_id: str, retention_months: int) -> SharedRow:
+def to_shared_row(
+    record: ExportRecord,
+    *,
+    row_id: str,
+    retention_months: int,
+    last_day: date | None = None,
+    without_attest: date | None = None,
+) -> SharedRow:
+    """The workbook row of ``record``. ``Bewaren tot`` is the attest date plus
+    ``retention_months``, at most ``last_day`` (the protocol's); ``without_attest`` when there
+    is no attest (docs/protocol.md, art. 3)."""
+    keep = keep_until(record.attest_datum, retention_months)
+    if keep is None:
+        keep = without_attest
+    elif last_day is not None:
+        keep = min(keep, last_day)
     return SharedRow(
         rij_id=row_id,
         naam=record.naam,
@@ -142,7 +157,7 @@ def to_shared_row(record: ExportRecord, *, row_id: str, retention_months: int) -
         niveau_nederlands=record.niveau_nederlands,
         status_mo=record.status_mo.value,
         interesses=record.interesses_display,
-        bewaren_tot=keep_until(record.attest_datum, retention_months),
+        bewaren_tot=keep,
         status_activiteit="",
     )
 

@@ -16,10 +16,27 @@ from .codes import ACTIVITY_STATUSES
 from .row import SharedRow
 
 Reason = Literal[
-    "added", "restored", "updated", "moved_away", "retention", "protocol_ended", "status_set"
+    "added",
+    "restored",
+    "updated",
+    "moved_away",
+    "retention",
+    "protocol_ended",
+    "status_set",
+    "suppressed",
+    "special_category",
 ]
 OFF_LIST = "(buiten de lijst)"
-REMOVALS: tuple[Reason, ...] = ("moved_away", "retention", "protocol_ended")
+# suppressed: the person objected or asked for erasure (`forget`); special_category: a value
+# that reveals GDPR art. 9 data (a sign language). See docs/protocol.md.
+REMOVALS: tuple[Reason, ...] = (
+    "moved_away",
+    "retention",
+    "protocol_ended",
+    "suppressed",
+    "special_category",
+)
+Withheld = dict[str, Reason]  # Rij-ID → why the person may not be shared
 
 
 @dataclass(frozen=True)
@@ -72,25 +89,35 @@ def plan_push(
     today: date,
     keep: frozenset[str] = frozenset(),
     remembered: dict[str, str] | None = None,
+    drop: Withheld | None = None,
+    keep_until: date | None = None,
 ) -> Plan:
     """Bring the workbook in line with the export for this municipality.
 
     ``keep`` holds row IDs of people whose export row was rejected: they are still shared, so
-    their row stays as it is (unless past retention) rather than counting as moved away.
-    Every existing ``Status activiteit`` is carried over. ``remembered`` holds the statuses of
-    the rows the workbook had after the last write: such a row missing now was deleted by hand
-    and is restored with its status.
+    their row stays as it is (unless past retention) rather than counting as moved away; an
+    empty ``Bewaren tot`` of theirs becomes ``keep_until``, so they too leave in time. ``drop``
+    holds people who may not be shared at all, whatever the export says. Every existing
+    ``Status activiteit`` is carried over. ``remembered`` holds the statuses of the rows the
+    workbook had after the last write: such a row missing now was deleted by hand and is
+    restored with its status.
     """
     remembered = remembered or {}
     current = list(current)
-    wanted = {row.rij_id: row for row in desired}
+    drop = drop or {}
+    wanted = {row.rij_id: row for row in desired if row.rij_id not in drop}
     plan = Plan(rows=[], total_before=len(current))
     for row in current:
         new = wanted.pop(row.rij_id, None)
-        if past_retention(row, today) or (new is not None and past_retention(new, today)):
+        if row.rij_id in drop:
+            plan.changes.append(Change(row.rij_id, drop[row.rij_id]))
+        elif past_retention(row, today) or (new is not None and past_retention(new, today)):
             plan.changes.append(Change(row.rij_id, "retention"))
         elif new is None and row.rij_id not in keep:
             plan.changes.append(Change(row.rij_id, "moved_away"))
+        elif new is None and row.bewaren_tot is None and keep_until is not None:
+            plan.rows.append(row.model_copy(update={"bewaren_tot": keep_until}))
+            plan.changes.append(Change(row.rij_id, "updated", ("Bewaren tot",)))
         elif new is None:
             plan.rows.append(row)
             plan.unchanged += 1
@@ -114,13 +141,23 @@ def plan_push(
     return plan
 
 
-def plan_purge(current: Iterable[SharedRow], *, today: date, protocol_ended: bool) -> Plan:
-    """Remove rows past retention, or every row once the protocol has ended."""
+def plan_purge(
+    current: Iterable[SharedRow],
+    *,
+    today: date,
+    protocol_ended: bool,
+    drop: Withheld | None = None,
+) -> Plan:
+    """Remove rows past retention and people who may not be shared (``drop``), or every row
+    once the protocol has ended."""
     current = list(current)
+    drop = drop or {}
     plan = Plan(rows=[], total_before=len(current))
     for row in current:
         if protocol_ended:
             plan.changes.append(Change(row.rij_id, "protocol_ended"))
+        elif row.rij_id in drop:
+            plan.changes.append(Change(row.rij_id, drop[row.rij_id]))
         elif past_retention(row, today):
             plan.changes.append(Change(row.rij_id, "retention"))
         else:

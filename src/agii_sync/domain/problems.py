@@ -35,6 +35,7 @@ class ProblemCode(StrEnum):
     UNKNOWN_INTEREST = "unknown_interest"
     GEEN_WITH_OTHERS = "geen_with_others"
     INVALID_DATE = "invalid_date"
+    SIGN_LANGUAGE = "sign_language"  # special category (art. 9): docs/protocol.md, art. 3
     UNKNOWN_STATUS = "unknown_status"  # status-update --from
     DUPLICATE_ROW_ID = "duplicate_row_id"  # status-update --from
 
@@ -75,6 +76,10 @@ DESCRIPTIONS: dict[ProblemCode, str] = {
     ProblemCode.UNKNOWN_INTEREST: "an interest that is not one of the 11 codes or labels",
     ProblemCode.GEEN_WITH_OTHERS: "'geen' together with other interests",
     ProblemCode.INVALID_DATE: "not a date (YYYY-MM-DD, DD/MM/YYYY or an Excel date)",
+    ProblemCode.SIGN_LANGUAGE: (
+        "a sign language reveals a disability (special category): not shared unless "
+        "[agii] allow_sign_languages = true, with the DPOs' agreement"
+    ),
     ProblemCode.UNKNOWN_STATUS: "not one of the values of the Status activiteit list",
     ProblemCode.DUPLICATE_ROW_ID: "the Rij-ID occurs on more than one line",
 }

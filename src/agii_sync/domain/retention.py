@@ -1,4 +1,5 @@
-"""Retention arithmetic: how long a municipality may keep a person's data (docs/protocol.md)."""
+"""Retention arithmetic: how long a municipality may keep a person's data (docs/protocol.md,
+art. 3)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,15 @@ def add_months(day: date, months: int) -> date:
 def keep_until(attest: date | None, retention_months: int) -> date | None:
     """The ``Bewaren tot`` date: empty while there is no attest."""
     return None if attest is None else add_months(attest, retention_months)
+
+
+def end_of_month(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def keep_until_without_attest(today: date, months: int, last_day: date) -> date:
+    """``Bewaren tot`` of someone without an attest: the end of the month ``months`` after
+    today (so a nightly push changes it once a month, not every night), never past the
+    protocol's last day. A push that still shares the person moves it on; someone no longer
+    pushed (a rejected export row, pushes that stopped) leaves when it passes."""
+    return min(end_of_month(add_months(today, months)), last_day)

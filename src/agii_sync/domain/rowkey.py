@@ -56,3 +56,13 @@ def _crockford(value: int, length: int) -> str:
         value, index = divmod(value, 32)
         chars.append(CROCKFORD_ALPHABET[index])
     return "".join(reversed(chars))
+
+
+def person_key(secret: bytes, dossier: str) -> str:
+    """The key of a person on the suppression list (``forget``): HMAC-SHA256 of
+    ``"person:<DOSSIER>"``, in hex. The same in every municipality (a request covers them all),
+    never the dossier number; ``person:`` cannot start a Rij-ID's message (five digits do)."""
+    if not secret:
+        raise ValueError("the row-key secret is empty")
+    message = f"person:{normalize_dossier(dossier)}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()

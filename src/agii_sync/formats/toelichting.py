@@ -36,20 +36,24 @@ PARAGRAPHS: tuple[tuple[str, str], ...] = (
     (
         "Bewaartermijn",
         "Een persoon blijft in dit werkblad tot de datum in 'Bewaren tot' ({months} na het "
-        "behalen van het inburgeringsattest) en wordt daarna automatisch verwijderd. Na het "
-        "einde van het protocol worden alle gegevens verwijderd.",
+        "behalen van het inburgeringsattest; zonder attest een beperkte termijn die het "
+        "agentschap bij elke update verlengt zolang de persoon gedeeld wordt) en wordt daarna "
+        "automatisch verwijderd. Na het einde van het protocol worden alle gegevens "
+        "verwijderd, ook andere werkbladen, notities en oudere versies.",
     ),
     (
         "Status activiteit",
         "Kies een waarde uit de keuzelijst; laat leeg zolang de persoon niet opgevolgd is. "
-        "Andere kolommen zijn vergrendeld en worden door het agentschap bijgewerkt.",
+        "Andere tekst kan niet: alleen de status gaat terug naar het agentschap. Voeg geen "
+        "notities of werkbladen toe. Andere kolommen zijn vergrendeld en worden door het "
+        "agentschap bijgewerkt.",
     ),
     (
         "Foute gegevens",
         "Kloppen gegevens niet? Meld het aan het Agentschap Integratie en Inburgering via uw "
-        "contactpersoon (art. 7 van het protocol), met het Rij-ID en zonder de gegevens zelf "
-        "te mailen. Pas de gegevens niet zelf aan: ze worden bij de volgende update "
-        "overschreven.",
+        "contactpersoon (art. 7 van het protocol), met de naam van uw gemeente en het Rij-ID, "
+        "zonder de gegevens zelf te mailen. Het agentschap verbetert ze binnen twee weken. "
+        "Pas de gegevens niet zelf aan: ze worden bij de volgende update overschreven.",
     ),
 )
 

@@ -34,7 +34,13 @@ from .hostile import hostile_content
 from .sheet_xml import Cell as ScannedCell
 from .sheet_xml import SheetScan, shared_strings
 from .toelichting import TOELICHTING_SHEET, write_toelichting
-from .workbook_edit import KEY_CHECK_PROPERTY, EditResult, apply_rows
+from .workbook_edit import (
+    KEY_CHECK_PROPERTY,
+    STATUS_ERROR,
+    STATUS_ERROR_STYLE,
+    EditResult,
+    apply_rows,
+)
 from .workbook_styles import read_styles
 from .xlsx_package import Package, attributes, unescape
 from .zipguard import refuse_zip_bomb
@@ -426,9 +432,9 @@ def _status_validation(ref: str) -> DataValidation:
         formula1=f'"{listed}"',
         allow_blank=True,
         showErrorMessage=True,
-        errorStyle="warning",  # a hand-typed value is kept (and flagged by `check`)
+        errorStyle=STATUS_ERROR_STYLE,
         errorTitle="Status activiteit",
-        error="Deze waarde staat niet in de lijst. Toch bewaren?",
+        error=STATUS_ERROR,
         showInputMessage=True,
         promptTitle="Status activiteit",
         prompt="Kies een status uit de lijst.",

@@ -302,13 +302,18 @@ AFTER_VALIDATIONS = re.compile(
 )
 
 
+# Only list values may flow back (docs/protocol.md, art. 1): the drop-down refuses other text.
+STATUS_ERROR_STYLE = "stop"
+STATUS_ERROR = "Kies een waarde uit de lijst. Andere tekst kan hier niet bewaard worden."
+
+
 def _status_validation() -> bytes:
     listed = escape_attr(",".join(ACTIVITY_STATUSES))
     letter = column_letters(STATUS_NUMBER)
     return (
-        f'<dataValidation type="list" errorStyle="warning" allowBlank="1" '
+        f'<dataValidation type="list" errorStyle="{STATUS_ERROR_STYLE}" allowBlank="1" '
         f'showInputMessage="1" showErrorMessage="1" errorTitle="Status activiteit" '
-        f'error="Deze waarde staat niet in de lijst. Toch bewaren?" '
+        f'error="{escape_attr(STATUS_ERROR)}" '
         f'promptTitle="Status activiteit" prompt="Kies een status uit de lijst." '
         f'sqref="{letter}2:{letter}1048576"><formula1>&quot;{listed}&quot;</formula1>'
         "</dataValidation>"

@@ -2,15 +2,20 @@
 (rules in ``domain/access.py``); and the guard that keeps ``push`` away from a site whose
 access is wrong (``[agii] require_access_check``).
 
-A site with any finding (unexpected, critical or missing) exits 1. The push guard stops only
-on unexpected or critical access (exit 5): an allowed person without access endangers no data.
+A site with any finding (unexpected, critical or missing) exits 1. A critical finding
+(anyone with a link, everyone, an unnamed guest) is a possible breach (docs/protocol.md,
+art. 6): an ``incident`` audit line with the detection time and the 48-hour deadline, the DPOs
+to tell on the screen, exit 5. The push guard stops only on unexpected or critical access
+(exit 5): an allowed person without access endangers no data.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from ..config import Municipality
+from ..config import Config, Municipality
 from ..domain.access import AccessReport, compare_access
 from ..engine import Run, SiteOutcome
 from ..errors import ExitCode, SafetyStop
@@ -18,10 +23,28 @@ from ..errors import ExitCode, SafetyStop
 log = logging.getLogger("agii_sync.access")
 
 REPORT_KEY = "access_report"  # not an int, so the audit line keeps only the counts
+INCIDENT_KEY = "incident"
+REPORT_WITHIN = timedelta(hours=48)  # the protocol's breach duty (art. 6)
+
+
+@dataclass(frozen=True)
+class Incident:
+    site: str
+    detected: datetime
+    codes: tuple[str, ...]
+    notify: tuple[tuple[str, str | None], ...]  # (whose DPO, contact or None if not configured)
+
+    @property
+    def report_by(self) -> datetime:
+        return self.detected + REPORT_WITHIN
+
+
+def dpos(config: Config, m: Municipality) -> tuple[tuple[str, str | None], ...]:
+    return ((f"DPO of {m.name}", m.dpo), ("DPO of AgII", config.agii.dpo))
 
 
 def read_report(run: Run, m: Municipality) -> AccessReport:
-    return compare_access(run.site(m).read_access(), m.allowed)
+    return compare_access(run.site(m).read_access(), m.allowed_principals, m.allowed_levels)
 
 
 def access_check_site(run: Run, m: Municipality) -> SiteOutcome:
@@ -32,7 +55,35 @@ def access_check_site(run: Run, m: Municipality) -> SiteOutcome:
     outcome.details[REPORT_KEY] = report
     if not report.passed:
         outcome.exit_code = ExitCode.DATA
+    critical = sorted({f.code for f in report.findings if f.kind == "critical"})
+    if critical:
+        incident = Incident(m.id, datetime.now(UTC), tuple(critical), dpos(run.config, m))
+        _record_incident(run, incident)
+        outcome.details[INCIDENT_KEY] = incident
+        outcome.exit_code = ExitCode.SAFETY
     return outcome
+
+
+def _record_incident(run: Run, incident: Incident) -> None:
+    """Its own audit line, written at once: the proof of when the clock started."""
+    assert run.audit is not None
+    run.audit.append(
+        {
+            "actor": run.actor,
+            "command": run.command,
+            "site": incident.site,
+            "event": "incident",
+            "detected": incident.detected.isoformat(timespec="seconds"),
+            "report_by": incident.report_by.isoformat(timespec="seconds"),
+            "codes": list(incident.codes),
+            "notify": [whose for whose, _ in incident.notify],  # roles, not addresses
+        }
+    )
+    log.warning("access.incident", extra={"fields": {"site": incident.site}})
+
+
+def incident_of(outcome: SiteOutcome) -> Incident | None:
+    return outcome.details.get(INCIDENT_KEY)
 
 
 def report_of(outcome: SiteOutcome) -> AccessReport | None:

@@ -8,6 +8,7 @@ the real client library, exactly as a run against SharePoint Online would.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -67,6 +68,8 @@ def run_demo(keep: Path | None, today: date, on_step: Callable[[Step], None]) ->
             report.steps.append(Step(name, outcomes, note))
             on_step(report.steps[-1])
 
+        for site_id, *_ in DEMO_MUNICIPALITIES:
+            _grant(folder, site_id, municipal=True)
         run = Run(config, "init", today)
         step("init", run.for_each_site(config.municipalities, lambda m: init_site(run, m)))
         pushed = push(Run(config, "push", today), export, sites=None)
@@ -81,13 +84,38 @@ def run_demo(keep: Path | None, today: date, on_step: Callable[[Step], None]) ->
             protocol_end=date(today.year + 2, 12, 31),
             ended={"genk": today - timedelta(days=1)},
         )
+        _grant(folder, "genk", municipal=False)  # AgII takes Genk's access away at the end
         run = Run(ended, "purge", today)
         step(
             "purge",
             run.for_each_site(ended.municipalities, lambda m: purge_site(run, m)),
-            "the protocol with Genk ended yesterday: its workbook is emptied",
+            "the protocol with Genk ended yesterday: its workbook is emptied and only AgII "
+            "can still reach the site",
         )
         return report
+
+
+AGII_ACCOUNT = "beheer@agii.example"
+
+
+def _grant(folder: Path, site_id: str, *, municipal: bool) -> None:
+    """The emulator site's ``_access.json``: AgII's own account, and while the protocol runs
+    the municipality's named staff (push checks access first)."""
+
+    def user(email: str) -> dict[str, str]:
+        return {
+            "type": "user",
+            "title": email,
+            "login": f"i:0#.f|membership|{email}",
+            "email": email,
+        }
+
+    assignments = [{"principal": user(AGII_ACCOUNT), "roles": ["Full Control"]}]
+    if municipal:
+        assignments.append({"principal": user(f"pnt@{site_id}.be"), "roles": ["Contribute"]})
+    path = folder / "emulator" / f"pnt-{site_id}" / "_access.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"role_assignments": assignments, "sharing_links": []}), "utf-8")
 
 
 def _status_step(config: Config, today: date, step: Callable[..., None]) -> None:
@@ -129,7 +157,7 @@ def _write_config(
             f'site = "{base_url}/sites/pnt-{site_id}"',
             "protocol_start = 2024-01-01",
             f"protocol_end = {end.isoformat()}",
-            f'allowed = ["pnt@{site_id}.be"]',
+            f'allowed = ["pnt@{site_id}.be", {{principal = "{AGII_ACCOUNT}", profile = "agii"}}]',
         ]
     path = folder / "agii-sync.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,8 +1,9 @@
 """``pull-status``: bring every site's ``Status activiteit`` back to AgII.
 
 Row keys are recomputed from the export, so the sites never hold a dossier number. Rows on a
-site that match no export row are counted, not guessed. Hand-typed statuses outside the list
-come through verbatim and are flagged.
+site that match no export row are counted, not guessed. Only a value of the list flows back
+(docs/protocol.md, art. 1): a cell holding anything else is passed on as an empty status and
+reported as ``not_in_list`` by its Rij-ID, never repeated.
 """
 
 from __future__ import annotations
@@ -68,17 +69,22 @@ def _pull_site(
     refuse_another_secret(m, loaded, run.key_check)
     rows = loaded.shared_rows if loaded else []
     outcome.audited_rows = len(rows)
-    lines, unmatched, off_list = [], 0, []
+    lines, unmatched, not_in_list = [], 0, []
     for row in rows:
         dossier = keys.get(row.rij_id)
         if dossier is None:
             unmatched += 1
             continue
-        if row.status_activiteit and row.status_activiteit not in ACTIVITY_STATUSES:
-            off_list.append(row.rij_id)
-        lines.append((dossier, m.nis, row.status_activiteit))
+        status = row.status_activiteit
+        if status and status not in ACTIVITY_STATUSES:
+            not_in_list.append(row.rij_id)
+            status = ""
+        lines.append((dossier, m.nis, status))
     outcome.details.update(
-        pulled=len(lines), unmatched=unmatched, off_list=len(off_list), off_list_rows=off_list
+        pulled=len(lines),
+        unmatched=unmatched,
+        not_in_list=len(not_in_list),
+        not_in_list_rows=not_in_list,
     )
     return outcome, lines
 

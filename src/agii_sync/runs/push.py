@@ -3,6 +3,8 @@
 Rules: a person reaches only the site of the municipality they live in; every existing
 ``Status activiteit`` is kept; people gone from the export are removed (``moved_away``), people
 past retention too (``retention``); ``max_delete`` stops a run that would remove too much.
+People on the suppression list and people with a sign language as contact language are never
+shared and are removed from the site (``suppressed``, ``special_category``; docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from .. import interrupt
 from ..auth import rowkey_secret
 from ..config import Config, DeleteLimit, Municipality
 from ..domain import rejections
+from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.export import ExportRecord, to_shared_row
-from ..domain.plan import Plan, plan_push, statuses_kept
+from ..domain.plan import Plan, Reason, Withheld, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
 from ..domain.rejections import RejectedRow, SiteRejections
+from ..domain.retention import keep_until_without_attest
 from ..domain.routing import Routing, Scope, route
 from ..domain.row import SharedRow
-from ..domain.rowkey import key_check, row_key
+from ..domain.rowkey import key_check, person_key, row_key
+from ..domain.screen import Screen
 from ..engine import Run, SiteOutcome, refuse_another_secret, refuse_unwritable, worst
 from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
@@ -39,6 +45,7 @@ class ExportSummary:
     unknown_columns: list[str]
     skipped_other_nis: int
     stopped: bool = False  # Ctrl-C/SIGTERM came before the export was read to the end
+    suppressed: int = 0  # export rows of people on the suppression list: never shared
 
     @property
     def exit_code(self) -> ExitCode:
@@ -70,13 +77,18 @@ def push(
     limit = max_delete or run.config.agii.max_delete
     # --strict must know every row before any site is touched; otherwise a big export is
     # validated in the background while the workbooks are downloaded and parsed.
-    export = ExportInBackground(export_path, run.config, background=not strict)
+    screen = Screen(
+        suppressed=run.suppression.persons(),
+        person_key=lambda dossier: person_key(secret, dossier),
+        allow_sign_languages=run.config.agii.allow_sign_languages,
+    )
+    export = ExportInBackground(export_path, run.config, background=not strict, screen=screen)
     with export:
         if strict and has_errors(export.prepared().summary.problems):
             return PushReport(export.prepared().summary, blocked_by_strict=True)
 
         def one_site(m: Municipality) -> SiteOutcome:
-            def desired() -> tuple[list[SharedRow], SiteRejections]:
+            def desired() -> Wanted:
                 prepared = export.prepared()
                 rejected = rejections.for_site(
                     prepared.rejected,
@@ -84,8 +96,14 @@ def push(
                     postal_codes=m.postal_codes,
                     key=lambda nis, dossier: row_key(secret, nis, dossier),
                 )
+                drop: Withheld = {
+                    row_key(secret, m.nis, dossier): why
+                    for nis, dossier, why in prepared.withheld
+                    if nis is None or nis == m.nis  # None: a rejected row, on any site
+                }
+                drop.update(run.suppressed(m))
                 records = prepared.routing.by_site.get(m.id, [])
-                return [_shared_row(run, secret, m, r) for r in records], rejected
+                return Wanted([_shared_row(run, secret, m, r) for r in records], rejected, drop)
 
             return push_site(run, m, desired, limit=limit)
 
@@ -97,7 +115,18 @@ def push(
 class PreparedExport:
     summary: ExportSummary
     routing: Routing
-    rejected: list[RejectedRow]
+    rejected: list[RejectedRow]  # people kept as they are on their site
+    withheld: list[tuple[str | None, str, Reason]] = field(default_factory=list)  # never shared
+
+
+@dataclass
+class Wanted:
+    """A site's rows from the export; the rejected rows as this site sees them (people
+    kept as they are); row IDs that may not be shared, with why."""
+
+    rows: list[SharedRow]
+    rejected: SiteRejections = field(default_factory=lambda: SiteRejections(frozenset()))
+    drop: Withheld = field(default_factory=dict)
 
 
 class ExportInBackground:
@@ -105,9 +134,12 @@ class ExportInBackground:
     e-mail validation of thousands of rows is CPU work that overlaps the workbook download and
     parse on another core). ``prepared()`` waits for it; an unreadable export raises there."""
 
-    def __init__(self, path: Path, config: Config, *, background: bool) -> None:
+    def __init__(
+        self, path: Path, config: Config, *, background: bool, screen: Screen | None = None
+    ) -> None:
         self.path = path
         self.config = config
+        self.screen = screen or Screen(allow_sign_languages=config.agii.allow_sign_languages)
         self.background = background and _worth_a_process(path)
         self._job: BackgroundCall[ExportReadResult] | None = None
         self._prepared: PreparedExport | None = None
@@ -147,15 +179,20 @@ class ExportInBackground:
         return Scope.of(self.config.municipalities)
 
     def _prepare(self, result: ExportReadResult) -> PreparedExport:
-        routing = route(result.records, self.config.municipalities)
+        screened = self.screen.records(result.records)
+        routing = route(screened.records, self.config.municipalities)
+        rejected, suppressed = self.screen.rejected([*result.rejected, *routing.rejected])
+        problems = [*result.problems, *screened.problems, *routing.problems]
         summary = ExportSummary(
             rows_read=result.rows_read,
             valid=sum(len(v) for v in routing.by_site.values()),
-            problems=sorted([*result.problems, *routing.problems], key=_problem_order),
+            problems=sorted(problems, key=_problem_order),
             unknown_columns=list(result.unknown_columns),
             skipped_other_nis=result.skipped_other_nis + routing.skipped_other_nis,
+            suppressed=screened.suppressed + len(suppressed),
         )
-        return PreparedExport(summary, routing, [*result.rejected, *routing.rejected])
+        withheld = [*screened.withheld, *((None, d, "suppressed") for d in suppressed)]
+        return PreparedExport(summary, routing, rejected, withheld)  # type: ignore[arg-type]
 
 
 BACKGROUND_FROM_BYTES = 64 * 1024  # about 400 rows: some 0.3 s of validation
@@ -177,40 +214,64 @@ def _shared_row(run: Run, secret: bytes, m: Municipality, record: ExportRecord) 
     return to_shared_row(
         record,
         row_id=row_key(secret, m.nis, record.dossiernummer),
-        retention_months=run.config.agii.retention_months,
+        retention_months=run.config.retention_months(m),
+        last_day=m.last_day,
+        without_attest=keep_without_attest(run, m),
     )
+
+
+def keep_without_attest(run: Run, m: Municipality) -> date:
+    months = run.config.agii.max_keep_without_attest_months
+    return keep_until_without_attest(run.today, months, m.last_day)
+
+
+UNSHAREABLE: tuple[Reason, ...] = ("suppressed", "special_category")
 
 
 def push_site(
     run: Run,
     m: Municipality,
-    wanted: Callable[[], tuple[list[SharedRow], SiteRejections]],
+    wanted: Callable[[], Wanted],
     *,
     limit: DeleteLimit,
 ) -> SiteOutcome:
-    """``wanted()`` gives the site's rows from the export and the rejected rows as this site
-    sees them (people who are kept as they are); it is called once the workbook is loaded."""
+    """``wanted()`` gives the site's rows from the export, the row IDs to keep as they are and
+    those that may not be shared; it is called once the workbook is loaded."""
     require_protocol_active(m, run.today)
     require_access(run, m)
     desired: list[SharedRow] = []
+    not_in_list: list[str] = []
 
     def make_plan(loaded):  # type: ignore[no-untyped-def]
         refuse_unwritable(loaded, run.today)
         refuse_another_secret(m, loaded, run.key_check)
         current = loaded.shared_rows if loaded else []
-        rows, rejected = wanted()
-        desired[:] = rows
-        remembered = run.memory.read(m.id)
-        plan = plan_push(current, rows, today=run.today, keep=rejected.keep, remembered=remembered)
-        _refuse_unaccounted_removals(m, plan, current, rejected)
+        want = wanted()
+        desired[:] = want.rows
+        plan = plan_push(
+            current,
+            want.rows,
+            today=run.today,
+            keep=want.rejected.keep - want.drop.keys(),
+            remembered=run.memory.read(m.id),
+            drop=want.drop,
+            keep_until=keep_without_attest(run, m),
+        )
+        _refuse_unaccounted_removals(m, plan, current, want.rejected)
         _check_delete_limit(m, plan, limit)
         _guard_plan(m, current, plan)
+        not_in_list[:] = [
+            r.rij_id for r in plan.rows if r.status_activiteit not in ("", *ACTIVITY_STATUSES)
+        ]
         return plan
 
     outcome = run.update_workbook(m, make_plan, memory="replace")
     outcome.details["past_retention_not_added"] = sum(
         1 for row in desired if row.bewaren_tot is not None and run.today > row.bewaren_tot
     )
+    _flag_not_in_list(outcome, not_in_list)
+    if outcome.written and outcome.plan is not None and outcome.plan.of(*UNSHAREABLE):
+        run.delete_versions(m, outcome)  # nor may they live on in the version history
     return outcome
 
 
@@ -232,8 +293,17 @@ def _refuse_unaccounted_removals(
     )
 
 
+def _flag_not_in_list(outcome: SiteOutcome, rows: list[str]) -> None:
+    """A status cell holding anything but a list value is flagged, never repeated: it may be
+    free text about the person (docs/protocol.md, art. 1)."""
+    if rows:
+        outcome.details["not_in_list"] = len(rows)
+        outcome.details["not_in_list_rows"] = rows
+        outcome.exit_code = max(outcome.exit_code, ExitCode.DATA)
+
+
 def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None:
-    removed = len(plan.removed)
+    removed = len(plan.of("moved_away", "retention"))  # what a bad export could cause
     if not limit.allows(removed, plan.total_before):
         raise DeleteLimitExceeded(
             f"{m.id}: the push would remove {removed} of {plan.total_before} people, "

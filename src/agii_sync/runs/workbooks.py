@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import interrupt
-from ..config import Municipality
+from ..config import Config, Municipality
+from ..domain.access import normalise
 from ..domain.check import Finding
 from ..domain.plan import plan_purge
+from ..domain.screen import is_sign_language
 from ..engine import Run, SiteOutcome, refuse_unwritable
-from ..errors import AgiiError, DeleteLimitExceeded, ExitCode
+from ..errors import AgiiError, DeleteLimitExceeded, ExitCode, SafetyStop
+from .access import read_report
+from .window import ended_text
 
 if TYPE_CHECKING:
     from ..formats import workbook
@@ -29,7 +32,7 @@ def init_site(run: Run, m: Municipality) -> SiteOutcome:
         from ..formats import workbook  # openpyxl: imported when a workbook is made
 
         empty = workbook.create_workbook(
-            run.config.workbook.sheet, retention_months=run.config.agii.retention_months
+            run.config.workbook.sheet, retention_months=run.config.retention_months(m)
         )
         run.write_anchored(site, outcome, empty, None, None)
         outcome.created = True
@@ -52,6 +55,7 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
             Finding(None, None, "calls_out", f"{what}: must not be in a shared workbook")
             for what in loaded.hostile
         )
+        outcome.findings.extend(_outside_the_protocol(run, loaded))
         if not loaded.has_toelichting:
             outcome.findings.append(
                 Finding(
@@ -62,39 +66,77 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
                 )
             )
         outcome.findings.extend(_missing_rows(run, m, loaded))
-        if m.protocol_ended(run.today) and loaded.rows:
-            outcome.findings.append(
-                Finding(None, None, "protocol_ended", "the protocol has ended; run purge")
-            )
     if outcome.findings:
         outcome.exit_code = ExitCode.DATA
     return outcome
 
 
+def _outside_the_protocol(run: Run, loaded: workbook.LoadedWorkbook) -> list[Finding]:
+    """Sheets and notes a municipality added, and contact languages that reveal a special
+    category (docs/protocol.md, art. 1 and 3): counted and placed, never quoted."""
+    from ..formats.extras import extras
+
+    found = []
+    added = extras(loaded.content, loaded.sheetnames, loaded.sheet_name)
+    if added.sheets:
+        found.append(
+            Finding(
+                None,
+                None,
+                "extra_sheet",
+                f"{added.sheets} sheet(s) outside the protocol: only the data sheet and the "
+                "Toelichting belong here; move their content out and delete them",
+            )
+        )
+    if added.notes:
+        found.append(
+            Finding(
+                None,
+                None,
+                "notes",
+                f"{added.notes} note(s) (comments) outside the protocol: nothing but "
+                "'Status activiteit' may be written; delete them",
+            )
+        )
+    if not run.config.agii.allow_sign_languages:
+        found.extend(
+            Finding(
+                r.sheet_row,
+                "Contacttaal",
+                "sign_language",
+                "a sign language (special "
+                "category) is not shared unless the DPOs agreed; the next push removes it",
+            )
+            for r in loaded.rows
+            if is_sign_language(_language_code(r.row.contacttaal))
+        )
+    return found
+
+
+def _language_code(display: str) -> str:
+    """``ARA`` from ``Arabisch (ARA)``."""
+    return display.rsplit("(", 1)[-1].rstrip(")").strip() if display.endswith(")") else ""
+
+
 def purge_site(run: Run, m: Municipality) -> SiteOutcome:
-    """Remove rows past retention (within max_delete), or all rows once the protocol ended
-    (the law, so no limit); then drop the site's older versions of the workbook.
+    """Remove rows past retention (within max_delete), or everything once the protocol ended
+    (``end_site``); then drop the site's older versions of the workbook.
 
     The older versions are deleted on every purge that finds a workbook, not only when this
     purge removed rows: a push removes people too (moved away, past retention), and a purge
     whose version deletion failed must not leave them behind for good once its rows are gone.
     """
-    ended = m.protocol_ended(run.today)
+    if m.protocol_ended(run.today):
+        return end_site(run, m)
     limit = run.config.agii.max_delete
 
-    other_sheets: list[str] = []
-
     def make_plan(loaded):  # type: ignore[no-untyped-def]
-        if not ended:  # at the protocol's end everything goes, hand-added rows included
-            refuse_unwritable(loaded, run.today)
-        else:  # sheets someone added are kept as they are, but may hold copied data
-            from ..formats.toelichting import TOELICHTING_SHEET
-
-            ours = (loaded.sheet_name, TOELICHTING_SHEET)
-            other_sheets[:] = [name for name in loaded.sheetnames if name not in ours]
-        plan = plan_purge(loaded.shared_rows, today=run.today, protocol_ended=ended)
-        removed = len(plan.removed)
-        if not ended and not limit.allows(removed, plan.total_before):
+        refuse_unwritable(loaded, run.today)
+        plan = plan_purge(
+            loaded.shared_rows, today=run.today, protocol_ended=False, drop=run.suppressed(m)
+        )
+        removed = len(plan.of("retention"))  # a forgotten person goes whatever the limit
+        if not limit.allows(removed, plan.total_before):
             raise DeleteLimitExceeded(
                 f"{m.id}: purge would remove {removed} of {plan.total_before} people, "
                 f"more than max_delete {limit}",
@@ -104,19 +146,7 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
         return plan
 
     outcome = run.update_workbook(m, make_plan, create_missing=False, memory="merge")
-    if other_sheets:
-        outcome.details["other_sheets_kept"] = len(other_sheets)
-    if run.dry_run or outcome.etag_after is None:  # a dry run, or no workbook on the site
-        return outcome
-    try:
-        interrupt.check()
-        outcome.versions_deleted = run.site(m).delete_old_versions()
-    except AgiiError as error:
-        # The rows are already gone from the workbook: keep that in the report and the audit
-        # line, and fail the site so the next purge (which deletes versions again) is due.
-        outcome.fail(error)
-    else:
-        outcome.details["versions_deleted"] = outcome.versions_deleted
+    run.delete_versions(m, outcome)
     return outcome
 
 
@@ -132,3 +162,80 @@ def _missing_rows(run: Run, m: Municipality, loaded: workbook.LoadedWorkbook) ->
         )
         for row_id in sorted(set(run.memory.read(m.id)) - present)
     ]
+
+
+def end_site(run: Run, m: Municipality) -> SiteOutcome:
+    """The protocol's end (docs/protocol.md, art. 5, 8, 12): the workbook becomes the empty
+    template (every row, hand-added ones too, every sheet and note someone added), its older
+    versions go, and the site may then be reached by AgII's own accounts only. Whatever still
+    remains is a safety stop (exit 5) that says what, so a person finishes the job."""
+    from ..formats.extras import Extras, extras
+
+    removed_extras = Extras(0, 0)
+
+    def make_plan(loaded):  # type: ignore[no-untyped-def]
+        nonlocal removed_extras
+        removed_extras = extras(loaded.content, loaded.sheetnames, loaded.sheet_name)
+        return plan_purge(loaded.shared_rows, today=run.today, protocol_ended=True)
+
+    outcome = run.update_workbook(m, make_plan, create_missing=False, memory="replace", fresh=True)
+    outcome.details["sheets_removed"] = removed_extras.sheets
+    outcome.details["notes_removed"] = removed_extras.notes
+    run.delete_versions(m, outcome)
+    if run.dry_run or outcome.error is not None:
+        return outcome
+    try:
+        remains = what_remains(run, m)
+    except AgiiError as error:  # the data is gone; what remains is unknown: look again
+        return outcome.fail(error)
+    outcome.details.update({f"remaining_{key}": count for key, count in remains.items()})
+    if any(remains.values()):
+        outcome.fail(
+            SafetyStop(
+                f"{m.id}: {ended_text(m)}, but the site still holds "
+                + ", ".join(f"{count} {REMAINS[key]}" for key, count in remains.items() if count),
+                hint=f"run `agii-sync access-check --site {m.id}` to see who; remove every "
+                'access but AgII\'s own (allowed entries with profile = "agii"), then purge '
+                "again",
+            )
+        )
+    return outcome
+
+
+REMAINS = {
+    "rows": "row(s) of personal data",
+    "sheets": "sheet(s) or note(s) someone added",
+    "principals": "principal(s) other than AgII's own with access",
+    "links": "sharing link(s)",
+}
+
+
+def what_remains(run: Run, m: Municipality) -> dict[str, int]:
+    """Read the site again after the end: rows, added sheets or notes, and who can reach it
+    apart from AgII's own accounts."""
+    from ..formats.extras import extras
+
+    loaded = run.load(run.site(m).read())
+    rows = len(loaded.rows) if loaded else 0
+    added = extras(loaded.content, loaded.sheetnames, loaded.sheet_name) if loaded else None
+    report = read_report(run, m)
+    agii = {normalise(p) for p in m.agii_principals}
+    others = [
+        g for g in report.grants if g.allowed_by is None or normalise(g.allowed_by) not in agii
+    ]
+    return {
+        "rows": rows,
+        "sheets": (added.sheets + added.notes) if added else 0,
+        "principals": len(others),
+        "links": len(report.links),
+    }
+
+
+def data_error_how_to(config: Config) -> str:
+    """How a municipality reports wrong data (docs/protocol.md, art. 7)."""
+    to = config.agii.data_errors_contact or "your contact person at AgII"
+    return (
+        f"Wrong data about a person? Report it to {to}, naming the site and the Rij-ID only "
+        "(never the data itself); AgII corrects it within two weeks (protocol art. 7). Do not "
+        "change AgII's columns yourself: the next push overwrites them."
+    )
