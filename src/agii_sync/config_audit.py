@@ -82,12 +82,17 @@ class ConfigState:
         if previous is not None and previous.get("hash") == self.hash:
             return None
         before = previous.get("keys", {}) if previous else {}
-        return {
+        changed = changes(before, self.flat)
+        return {  # the shape of every audit line (audit.audit_event), plus the changes
             "actor": actor,
             "command": "config",
             "site": None,
+            "etag_before": None,
+            "etag_after": None,
+            "counts": {"changed": len(changed)},
+            "rows": [],
             "previous_config": previous.get("hash") if previous else None,
-            "changes": changes(before, self.flat),
+            "changes": changed,
         }
 
     def recorded(self) -> None:
