@@ -259,7 +259,7 @@ def test_pushes_and_status_updates_under_faults_lose_nothing(
     emulator = emulator_factory(
         "--fault-rate", "0.2", "--latency-ms", "2", "--retry-after", "0.05", "--seed", str(SEED)
     )
-    ws = Workspace(tmp_path / "ws", "emulator", emulator.url)
+    ws = Workspace(tmp_path / "ws", "emulator", emulator.url, emulator.root)
     ws.root.mkdir()
     ws.agii["max_delete"] = "25%"
     config = load_config(ws.write_config())

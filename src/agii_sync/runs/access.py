@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ..audit import audit_event
 from ..config import Config, Municipality
 from ..domain.access import AccessReport, compare_access
 from ..engine import Run, SiteOutcome
@@ -67,11 +68,10 @@ def access_check_site(run: Run, m: Municipality) -> SiteOutcome:
 def _record_incident(run: Run, incident: Incident) -> None:
     """Its own audit line, written at once: the proof of when the clock started."""
     assert run.audit is not None
+    counts = {"critical_kinds": len(incident.codes)}
     run.audit.append(
-        {
-            "actor": run.actor,
-            "command": run.command,
-            "site": incident.site,
+        audit_event(actor=run.actor, command=run.command, site=incident.site, counts=counts)
+        | {
             "event": "incident",
             "detected": incident.detected.isoformat(timespec="seconds"),
             "report_by": incident.report_by.isoformat(timespec="seconds"),

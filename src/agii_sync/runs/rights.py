@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ..audit import current_actor, read, trail_for
+from ..audit import audit_event, current_actor, read, trail_for
 from ..auth import rowkey_secret
 from ..config import Config
 from ..domain.export import Rejected, clean_text, parse_dossier
@@ -74,8 +74,8 @@ def _record(
 ) -> None:
     """An audit line about one person, who is named by their key only."""
     actor = current_actor(config)
-    event = {"actor": actor, "command": command, "site": None, "person": person.key}
-    trail_for(config, actor).append(event | {"counts": counts} | fields)
+    event = audit_event(actor=actor, command=command, site=None, counts=counts)
+    trail_for(config, actor).append(event | {"person": person.key} | fields)
 
 
 def _about(record: dict[str, Any], person: Person) -> dict[str, Any] | None:

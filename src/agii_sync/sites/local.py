@@ -176,6 +176,7 @@ class LocalFolderSite:
             return self._remove_stale_temp_files()
 
     def read_access(self) -> AccessSnapshot:
+        self._check_inside()  # a missing site folder says so, not that its access file is
         return read_access_file(self.folder / "_access.json", self.workbook_path)
 
 
