@@ -192,7 +192,7 @@ class ExportInBackground:
             suppressed=screened.suppressed + len(suppressed),
         )
         withheld = [*screened.withheld, *((None, d, "suppressed") for d in suppressed)]
-        return PreparedExport(summary, routing, rejected, withheld)  # type: ignore[arg-type]
+        return PreparedExport(summary, routing, rejected, withheld)
 
 
 BACKGROUND_FROM_BYTES = 64 * 1024  # about 400 rows: some 0.3 s of validation
