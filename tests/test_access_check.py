@@ -326,6 +326,8 @@ def test_without_require_access_check_push_ignores_access_and_every_line_says_so
     write_access(SPL, assigned(EVERYONE_EXCEPT_EXTERNAL))
     result = workspace.cli("push", str(workspace.export([person(1, 0)])), "--site", SPL)
     assert result.exit_code == 0, result.output
+    lines = workspace.audit_lines()
+    assert lines and all(line.get("access_check_opt_out") is True for line in lines)
 
 
 # --- everything art. 4 and 6 care about: item level, admins, groups, inherited links ---------
@@ -411,7 +413,7 @@ def test_links_inherited_from_a_folder_are_critical(
 ) -> None:
     write_raw(SPL, {"sharing_links": [{"kind": "anonymous", "roles": ["Read"], "on": FOLDER}]})
     code, doc = check(workspace, SPL)
-    assert code == 1
+    assert code == 5  # critical: an incident (protocol art. 6)
     (finding,) = site_doc(doc, SPL)["findings"]
     assert (finding["code"], finding["via"], finding["scope"]) == (
         "anonymous_link",
@@ -476,5 +478,3 @@ def test_a_refused_permissions_read_is_exit_4_with_the_grant_to_ask_for(
     human = workspace.cli("access-check", "--site", SPL)
     assert human.exit_code == 4
     assert "fullcontrol" in human.output and " ok " not in f" {human.output} "
-    lines = workspace.audit_lines()
-    assert lines and all(line.get("access_check_opt_out") is True for line in lines)
