@@ -173,6 +173,7 @@ def test_a_large_real_export_and_workbook_are_read(tmp_path: Path) -> None:
                 "site": "file:x",
                 "protocol_start": date(2024, 1, 1),
                 "protocol_end": date(2099, 1, 1),
+                "allowed": [f"staff@{m['id']}.be"],
             }
         )
         for m in MUNICIPALITIES
