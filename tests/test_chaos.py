@@ -14,7 +14,7 @@ At the end, read from the emulator's disk:
 - no duplicate Rij-ID; every workbook opens with openpyxl; ``check`` and ``audit verify`` pass.
 
 Bounded, loopback only: the quick run (54 operations) takes about 20-40 s on a 2-core machine;
-the full run (``-m slow``: 1,020 operations, the README's figure) several minutes. ``-s``
+the full run (``-m slow``: 1,020 operations, docs/reliability.md) several minutes. ``-s``
 prints the figures.
 """
 
@@ -65,7 +65,7 @@ class Scale:
 
 
 QUICK = Scale(push_rounds=6, status_rounds=12, wall_clock_limit=110.0)
-# The README's figure: at least 1,000 operations (site pushes and status updates) under faults.
+# docs/reliability.md: at least 1,000 operations (site pushes and status updates) under faults.
 FULL = Scale(push_rounds=20, status_rounds=320, wall_clock_limit=1800.0)
 WORKBOOK = "Gedeelde documenten/Participatie traject/inburgeraars.xlsx"
 SITES = [m["id"] for m in MUNICIPALITIES]

@@ -1,4 +1,4 @@
-"""The rules for one export row (README, The export), and the row it becomes in the workbook."""
+"""The rules for one export row (docs/export.md), and the row it becomes in the workbook."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading the AgII export (README, The export): formats, encodings, header matching,
+"""Reading the AgII export (docs/export.md): formats, encodings, header matching,
 file-level errors, and the promise that no cell value ever reaches a message."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile input in volume (the README's reliability figure): 10,000 generated hostile inputs -
+"""Hostile input in volume (docs/reliability.md): 10,000 generated hostile inputs -
 exports, workbooks, configs and status files - read in process by the same code the commands
 use, and a sample of them run through whole commands (``push``, ``check``, ``status-update``)
 with a log file and the audit trail.

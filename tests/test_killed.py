@@ -39,7 +39,7 @@ SLOW_FSYNC_SECONDS = 0.3
 # (folder fsync), then in the audit line's fsync, then after the run.
 WRITE_OFFSETS = (0.05, 0.2, 0.45, 0.75)
 QUICK_TRIALS = (2, 1)  # random moments, rounds of the write offsets
-FULL_TRIALS = (26, 6)  # the README's figure: 50 kills
+FULL_TRIALS = (26, 6)  # docs/reliability.md: 50 kills
 TRIAL_TIMEOUT = 60.0
 
 RUN_CLI = "from agii_sync.cli import main; main()"

@@ -1,4 +1,4 @@
-"""No personal data outside the workbook (README, The export; README, Audit trail; docs/safety.md).
+"""No personal data outside the workbook (docs/export.md, docs/audit.md, docs/safety.md).
 
 A full run over a synthetic export, with the unhappy paths a real year brings (rejected rows,
 a hand-typed status that names the person, --strict, max_delete, a protocol that ended), a

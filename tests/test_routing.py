@@ -1,4 +1,4 @@
-"""Routing (README, The export; docs/safety.md): a person reaches only their own municipality."""
+"""Routing (docs/export.md, docs/safety.md): a person reaches only their own municipality."""
 
 from __future__ import annotations
 

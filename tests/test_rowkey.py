@@ -1,4 +1,4 @@
-"""The Rij-ID (README, The workbook): keyed, stable, per municipality, in Crockford base32."""
+"""The Rij-ID (docs/workbook.md): keyed, stable, per municipality, in Crockford base32."""
 
 from __future__ import annotations
 

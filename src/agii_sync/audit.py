@@ -1,4 +1,4 @@
-"""The audit trail (README, Audit trail): hash-chained JSON lines, one per run and site.
+"""The audit trail (docs/audit.md): hash-chained JSON lines, one per run and site.
 
 Each line is the canonical JSON (sorted keys, compact, ASCII) of a record that carries
 ``prev``, the sha256 of the previous line's exact bytes (or ``GENESIS`` on the first line), and

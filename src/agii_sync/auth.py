@@ -1,4 +1,4 @@
-"""Secrets and sign-in (README: "Secrets" and "Signing in"; docs/sharepoint.md).
+"""Secrets and sign-in (docs/sign-in.md, docs/sharepoint.md).
 
 Secrets come from the environment first, then the OS keyring (service ``agii-sync``): the
 row-key secret, the certificate's PEM private key (unless ``[auth] certificate_path`` names a

@@ -1,4 +1,4 @@
-"""The TOML config (README, Config) loaded into pydantic models.
+"""The TOML config (docs/config.md) loaded into pydantic models.
 
 Errors name the file, the key and what is wrong. Secrets are never read from the config: a key
 that looks like one is a config error.

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..output import Output
 
 # Only typer (and the standard library) is imported up to here: `--version` and `--help` of
-# any command must start fast. Each command imports its own work (README, performance).
+# any command must start fast. Each command imports its own work (docs/performance.md).
 
 app = typer.Typer(
     name="agii-sync",

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from ..config import DeleteLimit
 
 # The work of each command is imported inside it: `--help` and `--version` (and the start of
-# every other command) must not pay for openpyxl, msal, pydantic models... (see the README's
-# performance table).
+# every other command) must not pay for openpyxl, msal, pydantic models... (see
+# docs/performance.md).
 
 LISTED_COLUMNS = 20  # unknown export columns named in the text report (--json has all)
 

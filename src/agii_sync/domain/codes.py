@@ -1,4 +1,4 @@
-"""The protocol's code lists (README: the export, the workbook): the only values a workbook may
+"""The protocol's code lists (docs/export.md, docs/workbook.md): the only values a workbook may
 hold."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ActivityStatus(StrEnum):
 ACTIVITY_STATUSES: tuple[str, ...] = tuple(s.value for s in ActivityStatus)
 
 # A text cell starting with one of these would be read as a formula by a spreadsheet
-# (README, The workbook): always stored as text, and an export value like that is warned about.
+# (docs/workbook.md): always stored as text, and an export value like that is warned about.
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -57,10 +57,10 @@ def is_formula_like(value: object) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
 
 
-# Separators between interests in the export (README, The export).
+# Separators between interests in the export (docs/export.md).
 INTEREST_SEPARATORS: tuple[str, ...] = (";", ",", "|")
 
-# Contact languages (README: the export, the workbook): the Dutch name and the ISO 639 code.
+# Contact languages (docs/export.md, docs/workbook.md): the Dutch name and the ISO 639 code.
 # pycountry's Dutch names cover the common languages; these fill its gaps and replace awkward
 # ones (English names, several names in one, "(macrolanguage)") for languages newcomers in
 # Flanders often speak. Each name is also accepted in the export.

@@ -1,4 +1,4 @@
-"""One row of the AgII export (README, The export): validated, normalised, made a SharedRow.
+"""One row of the AgII export (docs/export.md): validated, normalised, made a SharedRow.
 
 ``validate_row`` is pure and total: any cell content gives a record and/or Problems, never an
 exception, and a Problem never carries the value it is about.

@@ -1,7 +1,7 @@
 """Row-level findings on an export: where (line, column), what (a stable code), never which value.
 
 A Problem's message is built from its code and column only, so a report can never become a
-second copy of personal data (README, The export).
+second copy of personal data (docs/export.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Which municipality gets which export row (README, The export): by NIS code, checked by postcode.
+"""Which municipality gets which export row (docs/export.md): by NIS code, checked by postcode.
 
 A row whose postcode is not one of its municipality's postal codes goes nowhere: a wrong NIS
 code must never send a person's data to another municipality. A row whose postcode belongs to

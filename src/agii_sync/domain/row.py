@@ -1,4 +1,4 @@
-"""The shared row: one person as the municipality sees them (README, The workbook)."""
+"""The shared row: one person as the municipality sees them (docs/workbook.md)."""
 
 from __future__ import annotations
 

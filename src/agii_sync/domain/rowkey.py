@@ -1,4 +1,4 @@
-"""The ``Rij-ID`` (README, The workbook): a pseudonymous key for one person in one municipality.
+"""The ``Rij-ID`` (docs/workbook.md): a pseudonymous key for one person in one municipality.
 
 ``HMAC-SHA256(secret, "<nis>:<DOSSIER>")`` over UTF-8, where ``nis`` is exactly five ASCII
 digits (so the first ``:`` always ends it and no two (nis, dossier) pairs share a message) and

@@ -1,4 +1,4 @@
-"""Read the AgII export (README, The export): CSV or XLSX in, validated records and Problems out.
+"""Read the AgII export (docs/export.md): CSV or XLSX in, validated records and Problems out.
 
 The format is decided by content, not by extension. A file that cannot be read at all raises
 InputError (a path that is missing or a folder: UsageError); anything wrong inside a row is a

@@ -1,5 +1,4 @@
-"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (README, "The
-workbook")."""
+"""The ``Toelichting`` sheet: what the municipality needs to know, in Dutch (docs/workbook.md)."""
 
 from __future__ import annotations
 

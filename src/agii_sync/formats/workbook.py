@@ -1,4 +1,4 @@
-"""The shared workbook (README, The workbook): create it, read it into rows, write rows back.
+"""The shared workbook (docs/workbook.md): create it, read it into rows, write rows back.
 
 A new workbook is made from the template with openpyxl. A workbook read from a site is read
 with a streamed scan of the data sheet's XML and written back by editing that sheet in place

@@ -23,7 +23,7 @@ def read_access_file(path: Path, workbook_path: str | None = None) -> AccessSnap
     except FileNotFoundError:
         raise ConfigError(
             f"{path} not found: the folder site does not say who has access",
-            hint="write _access.json in the site's folder (format: README, access-check)",
+            hint="write _access.json in the site's folder (format: docs/emulator.md)",
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None

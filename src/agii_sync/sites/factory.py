@@ -1,4 +1,4 @@
-"""Open the right kind of site for a municipality's ``site`` URL (README, Config)."""
+"""Open the right kind of site for a municipality's ``site`` URL (docs/config.md)."""
 
 from __future__ import annotations
 
