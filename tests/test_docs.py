@@ -1,4 +1,4 @@
-"""The README stays a user's guide (about 12 KB) and every link in it and in docs/ leads somewhere."""
+"""The README stays a short user guide (~12 KB); every link in it and docs/ leads somewhere."""
 
 from __future__ import annotations
 
