@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from typer.testing import CliRunner
 from agii_sync import __version__
 from agii_sync.cli import app
 from agii_sync.schemas import write_schemas
+from fixtures.entry import run_entry
 from fixtures.secrets import MemoryKeyring
 from fixtures.workspace import Workspace, person
 
@@ -124,16 +123,15 @@ def test_a_missing_export_is_a_usage_error(workspace: Workspace) -> None:
             assert json.loads(result.stdout)["error"]["type"] == "UsageError"
 
 
-CLI = [sys.executable, "-c", "from agii_sync.cli import main; main()"]
-
-
 @pytest.mark.parametrize("args", [["push"], ["push", "--bogus", "x.csv"], ["bogus"], []], ids=str)
-def test_usage_errors_exit_2_and_give_a_json_document_with_json(args: list[str]) -> None:
-    plain = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
-    assert plain.returncode == 2 and "Usage:" in plain.stderr
-    as_json = subprocess.run([*CLI, "--json", *args], capture_output=True, text=True, timeout=60)
-    assert as_json.returncode == 2 and "Usage:" in as_json.stderr
-    doc = json.loads(as_json.stdout)
+def test_usage_errors_exit_2_and_give_a_json_document_with_json(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_entry(monkeypatch, capsys, *args)
+    assert code == 2 and "Usage:" in err
+    code, out, err = run_entry(monkeypatch, capsys, "--json", *args)
+    assert code == 2 and "Usage:" in err
+    doc = json.loads(out)
     assert doc["exit_code"] == 2 and doc["error"]["type"] == "UsageError"
 
 

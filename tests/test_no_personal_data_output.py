@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agii_sync.cli import app
+from fixtures.entry import run_entry
 from fixtures.leaks import assert_no_personal_data
 from fixtures.workspace import MUNICIPALITIES, Workspace, person
 from test_no_personal_data import Recorder
@@ -22,14 +23,9 @@ def run_main(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> str:
     """The real entry point, in process: what a person sees of a usage error."""
-    from agii_sync.cli import main
-
-    monkeypatch.setattr("sys.argv", ["agii-sync", *args])
-    with pytest.raises(SystemExit) as stopped:
-        main()
-    captured = capsys.readouterr()
-    assert stopped.value.code == 2, captured
-    return captured.out + captured.err
+    code, out, err = run_entry(monkeypatch, capsys, *args)
+    assert code == 2, (out, err)
+    return out + err
 
 
 TYPED = {"naam": "Peetersx", "voornaam": "Janneke", "dossiernummer": "B9988776"}
