@@ -34,7 +34,7 @@ def test_push_routes_each_person_to_their_municipality(workspace: Workspace) -> 
     assert [r["Naam"] for r in workspace.rows(GENK)] == ["Naamx0003q"]
 
 
-def test_shared_row_holds_the_contract_columns(workspace: Workspace) -> None:
+def test_shared_row_holds_the_workbook_columns(workspace: Workspace) -> None:
     export = workspace.export(
         [
             person(
@@ -185,7 +185,7 @@ def test_a_dossier_number_shared_with_a_skipped_row_is_rejected(workspace: Works
     assert workspace.rows(SPL) == []
 
 
-def test_columns_outside_the_contract_never_reach_a_workbook(workspace: Workspace) -> None:
+def test_columns_outside_the_workbook_layout_never_reach_a_workbook(workspace: Workspace) -> None:
     row = person(1, 0) | {"rijksregisternummer": "85073003328", "opmerking_intern": "Geheimx"}
     result = workspace.cli("--json", "push", str(workspace.export([row])))
     assert result.exit_code == 0

@@ -288,9 +288,6 @@ class Municipality(BaseModel):
             return min(self.protocol_end, self.ended_on)
         return self.protocol_end
 
-    def protocol_active(self, today: date) -> bool:
-        return self.protocol_start <= today <= self.last_day
-
     def protocol_ended(self, today: date) -> bool:
         return today > self.last_day
 
@@ -411,9 +408,6 @@ class Config(BaseModel):
                 return m
         known = ", ".join(m.id for m in self.municipalities)
         raise ConfigError(f"unknown site {site_id!r}", hint=f"known sites: {known}")
-
-    def by_nis(self) -> dict[str, Municipality]:
-        return {m.nis: m for m in self.municipalities}
 
     def select(self, site_ids: list[str] | None) -> list[Municipality]:
         """The municipalities named with --site (in config order), or all of them."""

@@ -136,8 +136,10 @@ class DeleteLimitExceeded(SafetyStop):
 
 
 class EtagConflict(SafetyStop):
-    """The workbook changed since it was read. The engine catches this, re-reads and re-plans;
-    it only reaches the user after the retry budget is spent."""
+    """The workbook changed since it was read (or, when creating one, one exists now). A
+    conditional update reads again and plans again; when every attempt met a change it gives
+    up with a ``TemporaryFailure`` (exit 3), so this error reaches the user (exit 5) only
+    where nothing reads again: ``init`` finding that a workbook appeared meanwhile."""
 
 
 class LayoutError(SafetyStop):

@@ -25,10 +25,9 @@ PIPE_WIDTH = 160
 
 
 class Output:
-    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: int = 0) -> None:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.verbose = verbose
         self.out = Console(markup=False, highlight=False, emoji=False, soft_wrap=False)
         if not self.out.is_terminal:
             self.out.width = PIPE_WIDTH  # a log file or pipe: no wrapping at 80 columns
@@ -85,10 +84,6 @@ class Output:
     def info(self, text: str) -> None:
         if not self.quiet:
             self.err.print(Text(without_userinfo(text)))
-
-    def detail(self, text: str) -> None:
-        if self.verbose and not self.quiet:
-            self.err.print(Text(text, style="dim"))
 
     def warn(self, text: str) -> None:
         if not self.quiet:

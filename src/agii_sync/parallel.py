@@ -70,9 +70,11 @@ class WorkbookProcesses:
         if self.processes > 1:
             method = start_method()
             self._pool = worker_pool(self.processes, method)
-            started = self._pool.submit(os.getpid)  # otherwise they start as work comes
+            # The first task starts workers: with fork every one of them, inside this call and
+            # before the executor's own thread; otherwise one, and more as work comes.
+            started = self._pool.submit(os.getpid)
             if method == "fork":
-                started.result()  # forks every worker now, before the site threads start
+                started.result()  # a forked worker answers before the site threads start
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -109,8 +111,8 @@ def shut_down(pool: ProcessPoolExecutor) -> None:
         pool.shutdown(cancel_futures=True)
         return
     # The executor has no public way to end busy workers; its process table has been the
-    # same attribute since Python 3.2. A worker ended mid-task holds no file of ours open
-    # for writing (workers only compute).
+    # same attribute since Python 3.2. A worker ended mid-task leaves at most a temporary
+    # file in the run's private scratch folder, which goes with the run (scratch.py).
     workers = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:

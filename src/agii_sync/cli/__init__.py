@@ -52,11 +52,10 @@ class State:
     json_mode: bool = False
     quiet: bool = False
     verbose: int = 0
-    yes: bool = False
 
     @cached_property
     def output(self) -> Output:
-        return _output(json_mode=self.json_mode, quiet=self.quiet, verbose=self.verbose)
+        return _output(json_mode=self.json_mode, quiet=self.quiet)
 
     def config(self) -> Config:
         from ..config import load_config
@@ -104,9 +103,6 @@ def main_options(
     ] = "json",
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Answer yes to every question (for scripts).")
-    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -123,7 +119,7 @@ def main_options(
         configure_logging(log_file, log_format)  # type: ignore[arg-type]
     except OSError as exc:
         _usage_exit(f"--log-file {log_file}: cannot open it for writing ({type(exc).__name__})")
-    ctx.obj = State(config, json_output, quiet, verbose, yes)
+    ctx.obj = State(config, json_output, quiet, verbose)
 
 
 def _output(**options: Any) -> Output:

@@ -153,11 +153,13 @@ def login(
         ),
     ] = False,
 ) -> None:
-    """Store secrets in the OS keyring: the row-key secret (asked for on a terminal, or read
-    from stdin), the certificate's private key (from a PEM file), the password of the
-    certificate file named by [auth] certificate_path. With a device-code config, also signs
-    you in (the code to enter is shown on stderr) and says who you are; the token cache is
-    kept encrypted by the platform's own store."""
+    """Store secrets in the OS keyring: the row-key secret (asked for when stdin is a
+    terminal, or read from stdin with --rowkey-secret-stdin), the certificate's private key
+    (--certificate-key), the password of the certificate file named by [auth]
+    certificate_path (--certificate-password-stdin). With a device-code config, also signs
+    you in (the code to enter is shown on stderr) and says who you are; the sign-in is kept
+    in a token cache file, encrypted by the platform's own store (in plain text only where
+    you allow it: [auth] allow_plaintext_token_cache; else login refuses, exit 4)."""
 
     def work(state: State) -> ExitCode:
         from .. import auth

@@ -113,15 +113,6 @@ class Problem:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "line": self.line,
-            "column": self.column,
-            "code": str(self.code),
-            "severity": str(self.severity),
-            "message": self.message,
-        }
-
 
 def message_for(code: ProblemCode, column: str | None) -> str:
     return f"{column}: {code.description}" if column else code.description

@@ -26,8 +26,6 @@ COLUMNS: tuple[str, ...] = (
     "Status activiteit",
 )
 STATUS_COLUMN = "Status activiteit"
-KEY_COLUMN = "Rij-ID"
-RETENTION_COLUMN = "Bewaren tot"
 
 ROW_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$"
 

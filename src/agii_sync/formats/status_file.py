@@ -7,16 +7,10 @@ from pathlib import Path
 
 from ..domain.export import cell_text
 from ..errors import InputError
-from .export_reader import ZIP_MAGIC, _csv_rows, _read_bytes, _xlsx_rows, header_key
+from .export_reader import header_key, read_table
 
 ROW_ID = header_key("Rij-ID")
 STATUS = header_key("Status activiteit")
-
-
-def read_table(path: Path) -> list:  # type: ignore[type-arg]
-    """(line, cells) of a CSV or XLSX file, the format decided by content."""
-    data = _read_bytes(path)
-    return _xlsx_rows(path, data) if data.startswith(ZIP_MAGIC) else _csv_rows(path, data)
 
 
 def read_status_file(path: Path) -> list[tuple[int | None, str, str]]:
