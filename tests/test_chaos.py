@@ -40,6 +40,7 @@ from agii_sync.domain.rowkey import row_key
 from agii_sync.engine import Run
 from agii_sync.errors import ExitCode
 from agii_sync.formats import workbook
+from agii_sync.runs.facts import StatusLinesDone
 from agii_sync.runs.push import push
 from agii_sync.runs.status import StatusEdit, status_update
 from agii_sync.sites.factory import SiteOpener
@@ -197,7 +198,8 @@ def status_loop(
         (outcome,) = run.for_each_site(
             [m], lambda mm, run=run, edits=edits: status_update(run, mm, edits)
         )
-        conflicts = set(outcome.details.get("conflict_rows", []))
+        lines = outcome.fact(StatusLinesDone)
+        conflicts = set(lines.conflict_rows if lines else [])
         with ledger.lock:
             ledger.conflict_retries += max(0, outcome.attempts - 1)
             ledger.status_conflicts += len(conflicts)

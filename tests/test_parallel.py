@@ -19,9 +19,16 @@ import pytest
 from agii_sync import parallel
 from agii_sync.config import load_config
 from agii_sync.domain.problems import Problem, ProblemCode
-from agii_sync.engine import Run, SiteOutcome
+from agii_sync.engine import Run
 from agii_sync.errors import DataRejected, ExitCode, LayoutError
-from agii_sync.parallel import BackgroundCall, WorkbookProcesses, start_method, usable_cores
+from agii_sync.outcome import SiteOutcome
+from agii_sync.parallel import (
+    BackgroundCall,
+    WorkbookProcesses,
+    in_workers,
+    start_method,
+    usable_cores,
+)
 from fixtures.workspace import Workspace, person
 
 needs_two_cores = pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes")
@@ -109,13 +116,13 @@ def test_a_run_over_several_sites_does_its_workbook_work_in_workers(workspace: W
     seen: list[int] = []
 
     def work(m):  # type: ignore[no-untyped-def]
-        seen.append(run.processes.call(os.getpid))
+        seen.append(in_workers(os.getpid))
         return SiteOutcome(m.id)
 
     run.for_each_site(run.config.municipalities, work)
     assert len(seen) == len(run.config.municipalities) >= 2
     assert os.getpid() not in seen
-    assert run.processes.call(os.getpid) == os.getpid()  # after the run: inline again
+    assert in_workers(os.getpid) == os.getpid()  # after the run: inline again
 
 
 @needs_two_cores

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from agii_sync.cli import app
 from agii_sync.config import Config, Municipality, load_config
 from agii_sync.demo_data import write_export
-from agii_sync.engine import Run, SiteOutcome
+from agii_sync.engine import Run
+from agii_sync.outcome import SiteOutcome
 from agii_sync.runs.push import push
 from agii_sync.sites.base import Site
 from agii_sync.sites.factory import SiteOpener

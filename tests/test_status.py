@@ -13,6 +13,7 @@ import pytest
 
 from agii_sync.config import load_config
 from agii_sync.engine import Run
+from agii_sync.runs.facts import StatusLinesDone
 from agii_sync.runs.status import StatusEdit, status_update
 from agii_sync.sites.factory import SiteOpener
 from fixtures.handmade import libreoffice_convert
@@ -257,7 +258,8 @@ def test_two_concurrent_updates_on_different_rows_both_land(
 def test_a_conflicting_update_is_reported_not_lost(workspace: Workspace, pushed: list[str]) -> None:
     outcome = racing_update(workspace, (pushed[0], "Gecontacteerd"), (pushed[0], "Geen interesse"))
     assert outcome.exit_code == 5
-    assert outcome.details["conflict_rows"] == [pushed[0]]
+    lines = outcome.fact(StatusLinesDone)
+    assert lines is not None and lines.conflict_rows == [pushed[0]]
     assert workspace.rows(SPL)[0]["Status activiteit"] == "Geen interesse"
 
 

@@ -1,6 +1,7 @@
 """One way to write a file: whole or not at all, never over an input.
 
-Every file the tool writes (a folder site's workbook, `pull-status --out`) goes through
+Every file the tool writes (a folder site's workbook, `pull-status --out`, the status memory,
+the audit trail's key, head and write-ahead notes, the emulator's files) goes through
 ``write_atomically``: a private temporary file in the same folder, flushed to disk, then
 renamed over the target in one step, so a reader (or a crash) never sees half of it.
 ``refuse_overwrite`` is the rule for output files a person names: an existing file only with
@@ -21,22 +22,42 @@ from .portable import fsync_folder, replace_file
 TEMP_SUFFIX = ".tmp"
 
 
-def write_atomically(path: Path, content: bytes, *, temp_prefix: str | None = None) -> None:
+def write_atomically(
+    path: Path,
+    content: bytes,
+    *,
+    temp_prefix: str | None = None,
+    temp_dir: Path | None = None,
+    temp: Path | None = None,
+    durable: bool = True,
+) -> None:
     """Replace ``path`` by ``content`` in one rename; the temporary file is readable by its
-    owner only (it may hold personal data) and removed when anything fails."""
-    prefix = temp_prefix if temp_prefix is not None else f".{path.name}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
+    owner only (it may hold personal data) and removed when anything fails.
+
+    The temporary file is a new one named ``temp_prefix``…``.tmp`` in ``temp_dir`` (default:
+    ``path``'s folder; the same file system either way), or exactly ``temp`` for a writer whose
+    recovery looks for it by name (it must hold a lock that makes it the only writer).
+    ``durable``: flushed to disk before the rename, and the rename after it (where the OS
+    allows), so a power cut leaves the old file or the new one."""
+    if temp is None:
+        prefix = temp_prefix if temp_prefix is not None else f".{path.name}."
+        folder = temp_dir if temp_dir is not None else path.parent
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
+    else:
+        fd, tmp = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), str(temp)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         replace_file(tmp, path)  # PermissionError: another program holds it open (Windows)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_folder(path.parent)
+    if durable:
+        fsync_folder(path.parent)
 
 
 def refuse_overwrite(

@@ -41,11 +41,12 @@ from typing import Any, BinaryIO, get_args
 
 from filelock import FileLock, Timeout
 
+from .atomic import write_atomically
 from .config import Config
 from .config_audit import ConfigState, config_hash
 from .domain.plan import Reason
 from .errors import ConfigError, InputError, SafetyStop, TemporaryFailure
-from .portable import fsync_folder, replace_file
+from .portable import fsync_folder
 
 log = logging.getLogger("agii_sync.audit")
 
@@ -231,13 +232,7 @@ class AuditTrail:
         """Written whole (temporary file, then rename), readable by its owner only. Callers
         hold the trail's lock, so two runs cannot each make one."""
         text = secrets.token_hex(KEY_BYTES)
-        temporary = self.key_path.with_name(f"{self.key_path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(text + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.key_path)
+        write_atomically(self.key_path, (text + "\n").encode("ascii"))
         return text
 
     def _note_key(self) -> bytes:
@@ -417,10 +412,8 @@ class Head:
             raise HeadDamaged(f"{name} is damaged ({type(exc).__name__})") from None
 
     def write(self, trail: Path) -> None:
-        path = self.path_for(trail)
-        temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
-        temporary.write_text(canonical_json(self.__dict__), encoding="ascii")
-        replace_file(temporary, path)
+        # Synced like the line it follows: a head older than the trail reads as lines cut off.
+        write_atomically(self.path_for(trail), canonical_json(self.__dict__).encode("ascii"))
 
     def held_by(self, file: BinaryIO) -> bool:
         start = self.size - self.last_length - 1  # where the last line began
@@ -450,12 +443,8 @@ class PendingWrite:
             }
             note["mac"] = _note_mac(key, note)
             # Whole or not at all: a run killed mid-note leaves only a temporary file.
-            temporary = _note_temp(self.path)
-            with open(temporary, "w", encoding="ascii") as file:
-                file.write(canonical_json(note))
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
+            content = canonical_json(note).encode("ascii")
+            write_atomically(self.path, content, temp=_note_temp(self.path))
         except OSError as exc:
             raise AuditUnwritable(folder, exc) from None
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomically
 from .config import Config
 
 PERSONAL_KEYS = frozenset({"allowed", "dpo", "data_errors_contact"})
@@ -97,9 +98,7 @@ class ConfigState:
 
     def recorded(self) -> None:
         doc = {"hash": self.hash, "keys": self.flat}
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
-        temporary.replace(self.path)
+        write_atomically(self.path, json.dumps(doc, sort_keys=True).encode("utf-8"))
 
     def _read(self) -> dict[str, Any] | None:
         try:

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .domain.plan import Plan
+    from .domain.problems import Problem
 
 # scheme://user:password@host → scheme://host, wherever a URL appears in a text.
 URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
@@ -29,7 +34,6 @@ class ExitCode(IntEnum):
 
 class AgiiError(Exception):
     exit_code: ExitCode = ExitCode.USAGE
-    outcome: object | None = None  # the engine's SiteOutcome so far, when a site's work failed
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         message = without_userinfo(message)
@@ -130,7 +134,7 @@ class DeleteLimitExceeded(SafetyStop):
     """A push or purge would remove more than ``max_delete``. Carries the plan, so the report
     can show who would have been removed (row IDs only)."""
 
-    def __init__(self, message: str, plan: object, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, plan: Plan, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.plan = plan
 
@@ -152,6 +156,6 @@ class DataRejected(AgiiError):
 
     exit_code = ExitCode.DATA
 
-    def __init__(self, message: str, problems: list, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, problems: list[Problem], *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems

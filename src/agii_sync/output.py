@@ -24,6 +24,15 @@ from .errors import AgiiError, without_userinfo
 PIPE_WIDTH = 160
 
 
+def error_doc(kind: str, message: str, hint: str | None) -> dict[str, Any]:
+    """The one shape of an error in a ``--json`` document."""
+    return {"type": kind, "message": message, "hint": hint}
+
+
+def agii_error_doc(error: AgiiError) -> dict[str, Any]:
+    return error_doc(type(error).__name__, error.message, error.hint)
+
+
 class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode

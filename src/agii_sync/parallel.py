@@ -23,9 +23,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from contextvars import ContextVar
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
@@ -38,8 +40,10 @@ __all__ = [
     "BackgroundCall",
     "WorkbookProcesses",
     "can_start_workers",
+    "in_workers",
     "start_method",
     "usable_cores",
+    "workbook_processes",
     "worker_pool",
 ]
 
@@ -91,6 +95,29 @@ class WorkbookProcesses:
             log.warning("parallel.worker_died", extra={"fields": {"fallback": "in-process"}})
             self._broken = True
             return fn(*args, **kwargs)
+
+
+_CURRENT: ContextVar[WorkbookProcesses | None] = ContextVar("workbook_processes", default=None)
+
+
+@contextmanager
+def workbook_processes(processes: WorkbookProcesses) -> Iterator[None]:
+    """``in_workers`` calls in this context (and in copies of it: the site threads) go to
+    ``processes``."""
+    token = _CURRENT.set(processes)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def in_workers(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """``fn(...)`` in the worker processes of the sites' pool this thread works for; here
+    when there is none (a command's work outside its sites, a single site)."""
+    processes = _CURRENT.get()
+    if processes is None:
+        return fn(*args, **kwargs)
+    return processes.call(fn, *args, **kwargs)
 
 
 def start_method() -> str | None:

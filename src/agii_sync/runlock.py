@@ -17,8 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .atomic import write_atomically
 from .errors import RunLockHeld
-from .portable import replace_file
 
 
 def info_path(lock_path: Path) -> Path:
@@ -51,13 +51,10 @@ def _write_info(lock_path: Path) -> None:
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
     }
-    target = info_path(lock_path)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(info), encoding="utf-8")
-    try:
-        replace_file(partial, target)  # a reader never sees half of it
-    except PermissionError:  # Windows: a reader holds it; the info only names the holder
-        partial.unlink(missing_ok=True)
+    # A reader never sees half of it. PermissionError: a reader holds it (Windows); the info
+    # only names the holder.
+    with suppress(PermissionError):
+        write_atomically(info_path(lock_path), json.dumps(info).encode("utf-8"), durable=False)
 
 
 def _held_message(lock_path: Path) -> str:

@@ -10,11 +10,10 @@ a person removed from the workbook by push or purge is removed from the memory t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from .atomic import write_atomically
 from .domain.codes import ACTIVITY_STATUSES
 from .domain.row import SharedRow
 
@@ -50,16 +49,8 @@ class StatusMemory:
 
     def _write(self, site: str, statuses: dict[str, str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{site}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(statuses, handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path(site))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        content = json.dumps(statuses, sort_keys=True).encode("utf-8")
+        write_atomically(self._path(site), content, temp_prefix=f".{site}.")
 
 
 def _kept(status: str) -> str:

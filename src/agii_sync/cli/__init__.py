@@ -182,12 +182,10 @@ def _run_work(state: State, work: Callable[[State], Any]) -> ExitCode:
     except Exception as exc:  # noqa: BLE001 - the last guard against a leaking traceback
         log.error("run.crashed", extra={"fields": {"error": type(exc).__name__, "at": _where(exc)}})
         if state.json_mode:
-            state.output.document(
-                {
-                    "exit_code": int(ExitCode.SAFETY),
-                    "error": {"type": "InternalError", "message": _crash_line(exc), "hint": None},
-                }
-            )
+            from ..output import error_doc
+
+            doc = error_doc("InternalError", _crash_line(exc), None)
+            state.output.document({"exit_code": int(ExitCode.SAFETY), "error": doc})
         state.output.failure(_crash_line(exc))
         return ExitCode.SAFETY
 
@@ -214,21 +212,18 @@ def _crash_line(exc: BaseException) -> str:
 
 
 def _report_failure(state: State, error: AgiiError) -> None:
+    from ..output import agii_error_doc
     from . import render
 
-    problems = getattr(error, "problems", [])
+    problems = render.problems_of(error)
     if state.json_mode:
-        doc = {"exit_code": int(error.exit_code), "error": _error_doc(error)}
+        doc = {"exit_code": int(error.exit_code), "error": agii_error_doc(error)}
         if problems:
             doc["problems"] = [render.problem_doc(p) for p in problems]
         state.output.document(doc)
     else:
         render.problems(state.output, problems, title="Problems")
     state.output.error(error)
-
-
-def _error_doc(error: AgiiError) -> dict[str, Any]:
-    return {"type": type(error).__name__, "message": error.message, "hint": error.hint}
 
 
 def _where(exc: BaseException) -> str:
@@ -268,8 +263,9 @@ def _report_usage_error(error: Any, *, json_mode: bool) -> None:
 
     message = safe_usage_message(error, sys.argv[1:])
     if json_mode:
-        hint = "see `agii-sync --help`"
-        doc = {"type": "UsageError", "message": message, "hint": hint}
+        from ..output import error_doc
+
+        doc = error_doc("UsageError", message, "see `agii-sync --help`")
         _output(json_mode=True).document({"exit_code": int(ExitCode.USAGE), "error": doc})
     ctx = getattr(error, "ctx", None)
     if ctx is not None:

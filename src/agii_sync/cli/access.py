@@ -11,7 +11,7 @@ from . import State, app, execute
 from .sync import SiteOption
 
 if TYPE_CHECKING:
-    from ..engine import SiteOutcome
+    from ..outcome import SiteOutcome
 
 
 @app.command("access-check")
@@ -30,7 +30,7 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
     and the exit code is 5. With -v, also lists everyone who has access."""
 
     def work(state: State) -> ExitCode:
-        from ..engine import worst
+        from ..outcome import worst
         from ..runs.access import access_check_site, incident_of, report_of
         from . import render
 

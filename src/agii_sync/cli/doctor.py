@@ -21,7 +21,7 @@ def doctor(ctx: typer.Context, site: SiteOption = None) -> None:
     first on a new tenant."""
 
     def work(state: State) -> ExitCode:
-        from ..engine import worst
+        from ..outcome import worst
         from ..runs.doctor import checks_of, doctor_site
         from . import render
 

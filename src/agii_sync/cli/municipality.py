@@ -108,7 +108,7 @@ def list_people(
     filled in, is what `status-update --from` takes back (blank statuses change nothing)."""
 
     def work(state: State) -> ExitCode:
-        from ..engine import worst
+        from ..outcome import worst
         from ..runs.listing import ListFilter, list_site
 
         if fmt not in LIST_FORMATS:
@@ -152,8 +152,10 @@ def _refuse_xlsx_to_screen(state: State, fmt: str, out: Path | None) -> None:
 
 def _write_people(state: State, config, rows, fmt: str, out: Path) -> None:  # type: ignore[no-untyped-def]
     """The list in a file (it holds personal data: the user chose where it goes)."""
+    from ..atomic import write_atomically
+
     try:
-        out.write_bytes(_people_file(config, rows, fmt))
+        write_atomically(out, _people_file(config, rows, fmt))
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot write it ({type(exc).__name__})") from None
     if state.json_mode:
@@ -207,7 +209,6 @@ def pull_status(
     After the protocol's end it still runs, for a last collection before purge."""
 
     def work(state: State) -> ExitCode:
-        from ..engine import worst
         from ..runs.pull import pull_status as run_pull
         from . import render
 
@@ -215,34 +216,6 @@ def pull_status(
         run = state.run(config, "pull-status")
         with state.output.progress("pull-status"):
             report = run_pull(run, export, out, site, force=force)
-        flagged = sum(o.details.get("not_in_list", 0) for o in report.outcomes)
-        code = worst(report.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
-        if state.json_mode:
-            render.sites(
-                state.output,
-                "pull-status",
-                report.outcomes,
-                show_changes=False,
-                extra={
-                    "out": str(out) if report.written else None,
-                    "lines": len(report.lines),
-                    "exit_code": int(code),
-                },
-            )
-            return code
-        render.sites(state.output, "pull-status", report.outcomes, show_changes=False)
-        for o in report.outcomes:
-            if o.details.get("unmatched"):
-                state.output.warn(f"{o.site}: {o.details['unmatched']} row(s) match no export row")
-            if o.details.get("not_in_list"):
-                rows = ", ".join(o.details["not_in_list_rows"])
-                state.output.warn(
-                    f"{o.site}: status outside the list, passed on as empty (not_in_list): {rows}"
-                )
-        if report.written:
-            state.output.info(f"wrote {len(report.lines)} line(s) to {out}")
-        else:
-            state.output.warn(f"{out} not written: a site could not be read; run again")
-        return code
+        return render.pull_report(state.output, report, out)
 
     execute(ctx, work)

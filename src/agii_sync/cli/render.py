@@ -8,17 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..audit import AnchorCheck, NoteProblem, VerifyResult
 from ..domain.access import AccessFinding, AccessReport, Grant
 from ..domain.check import Finding
 from ..domain.problems import Problem
-from ..engine import SiteOutcome, worst
-from ..errors import AgiiError, ExitCode
-from ..output import Output
+from ..errors import AgiiError, DataRejected, ExitCode
+from ..outcome import SiteOutcome, worst
+from ..output import Output, agii_error_doc
 from ..runs.access import Incident
 from ..runs.doctor import Check
+from ..runs.facts import AlreadyPresent, Emptied, Pulled, Pushed, StatusLinesDone
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..runs.pull import PullReport
+    from ..runs.push import ExportSummary, PushReport
 
 MARKS = {"added": "+", "restored": "+", "updated": "*", "status_set": "*"}
 
@@ -31,6 +38,102 @@ def problem_doc(p: Problem) -> dict[str, Any]:
         "severity": str(p.severity),
         "message": p.message,
     }
+
+
+LISTED_COLUMNS = 20  # unknown export columns named in the text report (--json has all)
+
+
+def _fields(item: object, names: str) -> dict[str, Any]:
+    """``{name: item.name}`` for the space-separated ``names``; tuples become lists."""
+    doc = {name: getattr(item, name) for name in names.split()}
+    return {k: list(v) if isinstance(v, tuple | list) else v for k, v in doc.items()}
+
+
+def export_summary_doc(ex: ExportSummary) -> dict[str, Any]:
+    return _fields(ex, "rows_read valid rejected skipped_other_nis unknown_columns")
+
+
+def export_summary(out: Output, ex: ExportSummary) -> None:
+    out.line(
+        f"{ex.rows_read} rows read, {ex.valid} valid, {ex.rejected} rejected, "
+        f"{ex.skipped_other_nis} for municipalities not in the config (skipped)"
+    )
+    if ex.suppressed:
+        out.line(f"{ex.suppressed} row(s) of people on the suppression list (forget): never shared")
+    unknown = ex.unknown_columns
+    if unknown:
+        more = f" and {len(unknown) - LISTED_COLUMNS} more" if len(unknown) > LISTED_COLUMNS else ""
+        out.line(
+            "columns not in the protocol, never copied: "
+            + ", ".join(unknown[:LISTED_COLUMNS])
+            + more
+        )
+
+
+def validation(out: Output, ex: ExportSummary) -> ExitCode:
+    """``validate``'s report; its exit code."""
+    code = ex.exit_code
+    if out.json_mode:
+        doc = {"command": "validate", "exit_code": int(code), **export_summary_doc(ex)}
+        doc |= {"per_site": ex.per_site, "problems": [problem_doc(p) for p in ex.problems]}
+        out.document(doc)
+        return code
+    export_summary(out, ex)
+    problems(out, ex.problems)
+    return code
+
+
+def push_report(out: Output, report: PushReport, *, dry_run: bool, show_changes: bool) -> ExitCode:
+    """``push``'s report: the export's summary and problems, then the sites; its exit code."""
+    ex = report.export
+    if out.json_mode:
+        summary = export_summary_doc(ex) | {"suppressed": ex.suppressed}
+        summary |= {"stopped": True} if ex.stopped else {}
+        extra = {
+            "exit_code": int(report.exit_code),
+            "dry_run": dry_run,
+            "strict_blocked": report.blocked_by_strict,
+            "export": summary | {"problems": [problem_doc(p) for p in ex.problems]},
+        }
+        sites(out, "push", report.outcomes, show_changes=True, extra=extra)
+        return report.exit_code
+    if ex.stopped:
+        out.warn("stopped before the export was read to the end")
+    else:
+        export_summary(out, ex)
+    problems(out, ex.problems)
+    if report.blocked_by_strict:
+        out.warn("--strict: rows were rejected, so nothing was written anywhere")
+    if dry_run:
+        out.line("dry run: nothing was written", style="bold")
+    sites(out, "push", report.outcomes, show_changes=show_changes)
+    return report.exit_code
+
+
+def pull_report(out: Output, report: PullReport, path: Path) -> ExitCode:
+    """``pull-status``'s report: the sites, then what was flagged and written; its exit code."""
+    code = report.exit_code
+    if out.json_mode:
+        extra = {
+            "out": str(path) if report.written else None,
+            "lines": len(report.lines),
+            "exit_code": int(code),
+        }
+        sites(out, "pull-status", report.outcomes, show_changes=False, extra=extra)
+        return code
+    sites(out, "pull-status", report.outcomes, show_changes=False)
+    for o in report.outcomes:
+        pulled = o.fact(Pulled)
+        if pulled and pulled.unmatched:
+            out.warn(f"{o.site}: {pulled.unmatched} row(s) match no export row")
+        if pulled and pulled.not_in_list_rows:
+            rows = ", ".join(pulled.not_in_list_rows)
+            out.warn(f"{o.site}: status outside the list, passed on as empty (not_in_list): {rows}")
+    if report.written:
+        out.info(f"wrote {len(report.lines)} line(s) to {path}")
+    else:
+        out.warn(f"{path} not written: a site could not be read; run again")
+    return code
 
 
 def finding_doc(f: Finding) -> dict[str, Any]:
@@ -53,7 +156,7 @@ def outcome_doc(o: SiteOutcome, *, changes: bool = True) -> dict[str, Any]:
         doc["warnings"] = list(o.warnings)
     if o.stopped:
         doc["stopped"] = o.stopped  # Ctrl-C/SIGTERM: not_started or abandoned
-    doc.update({k: v for k, v in o.details.items()})
+    doc.update(o.fact_lists())
     if o.plan and changes:
         doc["changes"] = [
             {"row_id": c.row_id, "reason": c.reason, "columns": list(c.columns)}
@@ -61,14 +164,15 @@ def outcome_doc(o: SiteOutcome, *, changes: bool = True) -> dict[str, Any]:
             for c in o.plan.changes
         ]
     if o.error is not None:
-        doc["error"] = {
-            "type": type(o.error).__name__,
-            "message": o.error.message,
-            "hint": o.error.hint,
-        }
-        if getattr(o.error, "problems", None):
+        doc["error"] = agii_error_doc(o.error)
+        if isinstance(o.error, DataRejected) and o.error.problems:
             doc["error"]["problems"] = [problem_doc(p) for p in o.error.problems]
     return doc
+
+
+def problems_of(error: AgiiError | None) -> list[Problem]:
+    """The input lines an error rejects (``DataRejected``), else none."""
+    return list(error.problems) if isinstance(error, DataRejected) else []
 
 
 def sites(
@@ -133,19 +237,19 @@ def outcomes(out: Output, items: list[SiteOutcome], *, show_changes: bool) -> No
             for change in o.plan.changes:
                 out.line("  " + change_line(change))
         if o.error is not None:
-            problems(out, getattr(o.error, "problems", []), title=f"{o.site}: problems")
+            problems(out, problems_of(o.error), title=f"{o.site}: problems")
             out.error(o.error, site=o.site)
 
 
 def status_lines(out: Output, outcome: SiteOutcome, *, dry_run: bool) -> None:
     """How many lines of a status-update changed a status, changed nothing, had a problem."""
-    if out.json_mode or "lines_changed" not in outcome.details:
+    lines = outcome.fact(StatusLinesDone)
+    if out.json_mode or lines is None:
         return
-    changed = outcome.details["lines_changed"]
     verb = "would change" if dry_run else "changed"
     out.info(
-        f"{outcome.site}: {changed} line(s) {verb} a status, "
-        f"{outcome.details['lines_unchanged']} unchanged, 0 with problems"
+        f"{outcome.site}: {lines.changed} line(s) {verb} a status, "
+        f"{lines.unchanged} unchanged, 0 with problems"
     )
 
 
@@ -191,27 +295,27 @@ def _note(o: SiteOutcome) -> str:
         notes.append("stopped: " + o.stopped.replace("_", " ") + ", nothing written")
     elif o.error is not None:
         notes.append(type(o.error).__name__)
-    if o.details.get("already_present"):
+    if o.fact(AlreadyPresent):
         notes.append("workbook already present, left as is")
     if o.versions_deleted:
         notes.append(f"{o.versions_deleted} old version(s) deleted")
-    if o.details.get("past_retention_not_added"):
-        notes.append(f"{o.details['past_retention_not_added']} past retention, not shared")
-    if "pulled" in o.details:
-        notes.append(f"{o.details['pulled']} status(es) pulled")
-    if o.details.get("unmatched"):
-        notes.append(f"{o.details['unmatched']} row(s) match no export row")
-    if o.details.get("not_carried_cells"):
+    pushed, pulled = o.fact(Pushed), o.fact(Pulled)
+    if pushed and pushed.past_retention_not_added:
+        notes.append(f"{pushed.past_retention_not_added} past retention, not shared")
+    if pulled:
+        notes.append(f"{pulled.pulled} status(es) pulled")
+    if pulled and pulled.unmatched:
+        notes.append(f"{pulled.unmatched} row(s) match no export row")
+    if o.not_carried:
         # Named by cell and Rij-ID only: what was in them may be personal.
-        lost = ", ".join(o.details["not_carried_cells"])
-        notes.append(f"not carried over (their row was removed): {lost}")
-    if o.details.get("not_in_list"):
-        rows = ", ".join(o.details["not_in_list_rows"])
-        notes.append(f"status outside the list (not_in_list): {rows}")
-    if o.details.get("sheets_removed") or o.details.get("notes_removed"):
+        notes.append(f"not carried over (their row was removed): {', '.join(o.not_carried)}")
+    not_in_list = [r for f in (pushed, pulled) if f for r in f.not_in_list_rows]
+    if not_in_list:
+        notes.append(f"status outside the list (not_in_list): {', '.join(not_in_list)}")
+    emptied = o.fact(Emptied)
+    if emptied and (emptied.sheets_removed or emptied.notes_removed):
         notes.append(
-            f"{o.details['sheets_removed']} added sheet(s), {o.details['notes_removed']} "
-            "note(s) removed"
+            f"{emptied.sheets_removed} added sheet(s), {emptied.notes_removed} note(s) removed"
         )
     if o.attempts > 1:
         notes.append(f"re-read {o.attempts - 1}x after a concurrent change")
@@ -273,32 +377,11 @@ ACCESS_COLUMNS = ("site", "code", "principal", "type", "roles", "via")
 
 
 def access_finding_doc(f: AccessFinding) -> dict[str, Any]:
-    return {
-        "kind": f.kind,
-        "code": f.code,
-        "severity": f.severity,
-        "title": f.title,
-        "login": f.login,
-        "email": f.email,
-        "type": f.type,
-        "roles": list(f.roles),
-        "via": f.via,
-        "scope": f.scope,
-        "message": f.message,
-    }
+    return _fields(f, "kind code severity title login email type roles via scope message")
 
 
 def grant_doc(g: Grant) -> dict[str, Any]:
-    return {
-        "title": g.title,
-        "login": g.login,
-        "email": g.email,
-        "type": g.type,
-        "roles": list(g.roles),
-        "via": g.via,
-        "allowed_by": g.allowed_by,
-        "scope": g.scope,
-    }
+    return _fields(g, "title login email type roles via allowed_by scope")
 
 
 def access_site_doc(o: SiteOutcome, report: AccessReport | None) -> dict[str, Any]:
@@ -313,11 +396,7 @@ def access_site_doc(o: SiteOutcome, report: AccessReport | None) -> dict[str, An
     else:
         doc |= {"counts": {}, "findings": [], "principals": [], "sharing_links": []}
     if o.error is not None:
-        doc["error"] = {
-            "type": type(o.error).__name__,
-            "message": o.error.message,
-            "hint": o.error.hint,
-        }
+        doc["error"] = agii_error_doc(o.error)
     return doc
 
 
@@ -411,7 +490,7 @@ def doctor_site_doc(o: SiteOutcome, checks: list[Check]) -> dict[str, Any]:
         "error": None,
     }
     if o.error is not None:
-        doc["error"] = {"type": type(o.error).__name__, "message": o.error.message}
+        doc["error"] = agii_error_doc(o.error)
     return doc
 
 

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 # every other command) must not pay for openpyxl, msal, pydantic models... (see
 # docs/performance.md).
 
-LISTED_COLUMNS = 20  # unknown export columns named in the text report (--json has all)
-
 SiteOption = Annotated[
     list[str] | None,
     typer.Option("--site", help="A municipality id from the config (repeatable). Default: all."),
@@ -54,68 +52,12 @@ def validate(ctx: typer.Context, export: ExportArg) -> None:
     values). Writes nothing. Exit 1 if any row is rejected."""
 
     def work(state: State) -> ExitCode:
-        from ..domain.routing import Scope, route
-        from ..domain.screen import Screen
-        from ..formats.export_reader import read_export
+        from ..runs.push import prepare_export
         from . import render
 
-        config = state.config()
-        result = read_export(export, Scope.of(config.municipalities))
-        screened = Screen(allow_sign_languages=config.agii.allow_sign_languages).records(
-            result.records
-        )
-        routing = route(screened.records, config.municipalities)
-        problems = sorted(
-            [*result.problems, *screened.problems, *routing.problems], key=lambda p: p.line or 0
-        )
-        errors = [p for p in problems if p.severity == "error"]
-        code = ExitCode.DATA if errors else ExitCode.OK
-        per_site = {m_id: len(rows) for m_id, rows in routing.by_site.items()}
-        summary = {
-            "rows_read": result.rows_read,
-            "valid": sum(per_site.values()),
-            "rejected": len({p.line for p in errors}),
-            "skipped_other_nis": result.skipped_other_nis + routing.skipped_other_nis,
-            "unknown_columns": list(result.unknown_columns),
-            "per_site": per_site,
-        }
-        if state.json_mode:
-            state.output.document(
-                {
-                    "command": "validate",
-                    "exit_code": int(code),
-                    **summary,
-                    "problems": [render.problem_doc(p) for p in problems],
-                }
-            )
-            return code
-        _export_summary(state, summary)
-        render.problems(state.output, problems)
-        return code
+        return render.validation(state.output, prepare_export(export, state.config()).summary)
 
     execute(ctx, work)
-
-
-def _export_summary(state: State, summary: dict) -> None:  # type: ignore[type-arg]
-    out = state.output
-    out.line(
-        f"{summary['rows_read']} rows read, {summary['valid']} valid, "
-        f"{summary['rejected']} rejected, {summary['skipped_other_nis']} for municipalities "
-        "not in the config (skipped)"
-    )
-    if summary.get("suppressed"):
-        out.line(
-            f"{summary['suppressed']} row(s) of people on the suppression list (forget): "
-            "never shared"
-        )
-    unknown = summary["unknown_columns"]
-    if unknown:
-        more = f" and {len(unknown) - LISTED_COLUMNS} more" if len(unknown) > LISTED_COLUMNS else ""
-        out.line(
-            "columns not in the protocol, never copied: "
-            + ", ".join(unknown[:LISTED_COLUMNS])
-            + more
-        )
 
 
 @app.command()
@@ -151,37 +93,8 @@ def push(
         run = state.run(config, "push", dry_run=dry_run)
         with run_lock(config.lock_file), state.output.progress("push"):
             report = run_push(run, export, sites=site, max_delete=limit, strict=strict)
-        ex = report.export
-        summary = {
-            "rows_read": ex.rows_read,
-            "valid": ex.valid,
-            "rejected": len({p.line for p in ex.problems if p.severity == "error"}),
-            "skipped_other_nis": ex.skipped_other_nis,
-            "unknown_columns": ex.unknown_columns,
-            "suppressed": ex.suppressed,
-        } | ({"stopped": True} if ex.stopped else {})
-        if state.json_mode:
-            extra = {
-                "exit_code": int(report.exit_code),
-                "dry_run": dry_run,
-                "strict_blocked": report.blocked_by_strict,
-                "export": summary | {"problems": [render.problem_doc(p) for p in ex.problems]},
-            }
-            render.sites(state.output, "push", report.outcomes, show_changes=True, extra=extra)
-            return report.exit_code
-        if ex.stopped:
-            state.output.warn("stopped before the export was read to the end")
-        else:
-            _export_summary(state, summary)
-        render.problems(state.output, ex.problems)
-        if report.blocked_by_strict:
-            state.output.warn("--strict: rows were rejected, so nothing was written anywhere")
-        if dry_run:
-            state.output.line("dry run: nothing was written", style="bold")
-        render.sites(
-            state.output, "push", report.outcomes, show_changes=dry_run or state.verbose > 0
-        )
-        return report.exit_code
+        show_changes = dry_run or state.verbose > 0
+        return render.push_report(state.output, report, dry_run=dry_run, show_changes=show_changes)
 
     execute(ctx, work)
 

@@ -144,20 +144,21 @@ class PrincipalView(Protocol):
     def members(self) -> Sequence[PrincipalView]: ...
 
 
-class AssignmentView(Protocol):
-    @property
-    def principal(self) -> PrincipalView: ...
+class _GivesRoles(Protocol):
     @property
     def roles(self) -> Sequence[str]: ...
+
+
+class AssignmentView(_GivesRoles, Protocol):
+    @property
+    def principal(self) -> PrincipalView: ...
     @property
     def scope(self) -> str: ...
 
 
-class LinkView(Protocol):
+class LinkView(_GivesRoles, Protocol):
     @property
     def kind(self) -> str: ...
-    @property
-    def roles(self) -> Sequence[str]: ...
     @property
     def inherited(self) -> bool: ...
 

@@ -9,15 +9,15 @@ the emulator's back gets a new ETag the next time it is looked at.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from ..atomic import write_atomically
 
 META_DIR = ".emulator"
 ACCESS_FILE = "_access.json"
@@ -368,16 +368,11 @@ class SiteStore:
         meta.history.append(Version(meta.version, meta.modified, meta.size))
 
     def _atomic_write(self, target: Path, content: bytes) -> None:
+        """Whole or not at all; the temporary file lies outside the sites' folders, and a test
+        server need not survive a power cut."""
         tmp_dir = self.meta_dir / "tmp"
         tmp_dir.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=tmp_dir)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, content, temp_prefix="", temp_dir=tmp_dir, durable=False)
 
     def _load_meta(self) -> dict[str, Any]:
         path = self.meta_dir / "meta.json"

@@ -18,13 +18,12 @@ from datetime import UTC, datetime, timedelta
 from ..audit import audit_event
 from ..config import Config, Municipality
 from ..domain.access import AccessReport, compare_access
-from ..engine import Run, SiteOutcome
+from ..engine import Run
 from ..errors import ExitCode, SafetyStop
+from ..outcome import Facts, SiteOutcome
 
 log = logging.getLogger("agii_sync.access")
 
-REPORT_KEY = "access_report"  # not an int, so the audit line keeps only the counts
-INCIDENT_KEY = "incident"
 REPORT_WITHIN = timedelta(hours=48)  # the protocol's breach duty (art. 6)
 
 
@@ -40,6 +39,18 @@ class Incident:
         return self.detected + REPORT_WITHIN
 
 
+@dataclass(frozen=True)
+class AccessChecked(Facts):
+    """The site's access report, and the incident a critical finding opened; the audit line
+    keeps only the counts."""
+
+    report: AccessReport
+    incident: Incident | None = None
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.report.counts()) | {"principals": len(self.report.grants)}
+
+
 def dpos(config: Config, m: Municipality) -> tuple[tuple[str, str | None], ...]:
     return ((f"DPO of {m.name}", m.dpo), ("DPO of AgII", config.agii.dpo))
 
@@ -51,17 +62,15 @@ def read_report(run: Run, m: Municipality) -> AccessReport:
 def access_check_site(run: Run, m: Municipality) -> SiteOutcome:
     report = read_report(run, m)
     outcome = SiteOutcome(m.id)
-    outcome.details.update(report.counts())
-    outcome.details["principals"] = len(report.grants)
-    outcome.details[REPORT_KEY] = report
     if not report.passed:
         outcome.exit_code = ExitCode.DATA
     critical = sorted({f.code for f in report.findings if f.kind == "critical"})
+    incident = None
     if critical:
         incident = Incident(m.id, datetime.now(UTC), tuple(critical), dpos(run.config, m))
         _record_incident(run, incident)
-        outcome.details[INCIDENT_KEY] = incident
         outcome.exit_code = ExitCode.SAFETY
+    outcome.facts.append(AccessChecked(report, incident))
     return outcome
 
 
@@ -83,12 +92,14 @@ def _record_incident(run: Run, incident: Incident) -> None:
 
 
 def incident_of(outcome: SiteOutcome) -> Incident | None:
-    return outcome.details.get(INCIDENT_KEY)
+    checked = outcome.fact(AccessChecked)
+    return checked.incident if checked else None
 
 
 def report_of(outcome: SiteOutcome) -> AccessReport | None:
     """The report of an ``access_check_site`` outcome; None when the site failed to answer."""
-    return outcome.details.get(REPORT_KEY)
+    checked = outcome.fact(AccessChecked)
+    return checked.report if checked else None
 
 
 def require_access(run: Run, m: Municipality) -> None:

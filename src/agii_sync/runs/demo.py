@@ -22,8 +22,9 @@ from pathlib import Path
 from ..config import Config, load_config
 from ..demo_data import write_synthetic_export
 from ..emulator.server import Emulator
-from ..engine import Run, SiteOutcome, worst
+from ..engine import Run
 from ..errors import ExitCode, UsageError
+from ..outcome import SiteOutcome, worst
 from .pull import pull_status
 from .push import push
 from .status import StatusEdit, status_update
@@ -121,8 +122,7 @@ def _grant(folder: Path, site_id: str, *, municipal: bool) -> None:
 def _status_step(config: Config, today: date, step: Callable[..., None]) -> None:
     m = config.municipalities[0]
     run = Run(config, "status-update", today)
-    snapshot = run.site(m).read()
-    loaded = run.load(snapshot)
+    _, loaded = run.read_only(m)
     assert loaded is not None
     statuses = ("Gecontacteerd", "Toegeleid naar activiteit", "Activiteit gestart")
     rows = loaded.shared_rows[: len(statuses)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import Municipality
-from ..engine import Run, SiteOutcome
+from ..engine import Run
 from ..errors import (
     AccessRefused,
     AgiiError,
@@ -26,9 +26,9 @@ from ..errors import (
     WorkbookCheckedOut,
     WorkbookLocked,
 )
+from ..outcome import Facts, SiteOutcome
 
 Outcome = Literal["pass", "fail", "not_allowed", "skipped"]
-CHECKS_KEY = "doctor_checks"  # not an int: the audit line keeps only the counts
 SHAREPOINT_AUDIENCES = ("00000003-0000-0ff1-ce00-000000000000",)
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 
@@ -52,8 +52,19 @@ class Check:
         return ExitCode.SAFETY
 
 
+@dataclass(frozen=True)
+class Checked(Facts):
+    """The site's checks; the audit line keeps only how many failed."""
+
+    checks: list[Check]
+
+    def counts(self) -> dict[str, int]:
+        return {"checks_failed": sum(1 for c in self.checks if c.outcome != "pass")}
+
+
 def checks_of(outcome: SiteOutcome) -> list[Check]:
-    return list(outcome.details.get(CHECKS_KEY, []))
+    checked = outcome.fact(Checked)
+    return list(checked.checks) if checked else []
 
 
 def doctor_site(run: Run, m: Municipality) -> SiteOutcome:
@@ -65,8 +76,7 @@ def doctor_site(run: Run, m: Municipality) -> SiteOutcome:
         checks = [Check("site", "pass", "a folder site: no SharePoint behaviour to prove")]
     else:
         checks = _Doctor(site, emulator=m.kind == "emulator").run()
-    outcome.details[CHECKS_KEY] = checks
-    outcome.details["checks_failed"] = sum(1 for c in checks if c.outcome != "pass")
+    outcome.facts.append(Checked(checks))
     outcome.exit_code = max((c.exit_code for c in checks), default=ExitCode.OK)
     return outcome
 

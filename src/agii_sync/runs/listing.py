@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from ..config import Municipality
 from ..domain.codes import CEFR_LEVELS, INTERESTS
 from ..domain.row import SharedRow
-from ..engine import Run, SiteOutcome
+from ..engine import Run
 from ..errors import UsageError
+from ..outcome import SiteOutcome
 from .status import match_status, suggest_status
 
 LABEL_CODES = {label: code for code, label in INTERESTS.items()}
@@ -75,10 +76,7 @@ def _level(text: str) -> str:
 
 
 def list_site(run: Run, m: Municipality, keep: ListFilter) -> tuple[SiteOutcome, list[SharedRow]]:
-    outcome = SiteOutcome(m.id)
-    snapshot = run.site(m).read()
-    outcome.etag_before = outcome.etag_after = snapshot.etag
-    loaded = run.load(snapshot)
+    outcome, loaded = run.read_only(m)
     rows = [r for r in (loaded.shared_rows if loaded else []) if keep.keeps(r)]
     outcome.audited_rows = len(rows)
     return outcome, rows

@@ -17,10 +17,12 @@ from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.routing import Scope
 from ..domain.rowkey import key_check, row_key
-from ..engine import Run, SiteOutcome, refuse_another_secret
-from ..errors import TemporaryFailure
+from ..engine import Run, refuse_another_secret
+from ..errors import ExitCode, TemporaryFailure
 from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
+from ..outcome import SiteOutcome, worst
+from .facts import Pulled
 
 OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
 
@@ -30,6 +32,13 @@ class PullReport:
     outcomes: list[SiteOutcome] = field(default_factory=list)
     lines: list[tuple[str, str, str]] = field(default_factory=list)
     written: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The sites' worst; 1 when a status outside the list was passed on as empty."""
+        pulled = [o.fact(Pulled) for o in self.outcomes]
+        flagged = any(p.not_in_list_rows for p in pulled if p is not None)
+        return worst(self.outcomes, ExitCode.DATA if flagged else ExitCode.OK)
 
 
 def pull_status(
@@ -62,14 +71,12 @@ def pull_status(
 def _pull_site(
     run: Run, m: Municipality, keys: dict[str, str]
 ) -> tuple[SiteOutcome, list[tuple[str, str, str]]]:
-    outcome = SiteOutcome(m.id)
-    snapshot = run.site(m).read()
-    outcome.etag_before = outcome.etag_after = snapshot.etag
-    loaded = run.load(snapshot, status_only=True)
+    outcome, loaded = run.read_only(m, status_only=True)
     refuse_another_secret(m, loaded, run.key_check)
     rows = loaded.shared_rows if loaded else []
     outcome.audited_rows = len(rows)
-    lines, unmatched, not_in_list = [], 0, []
+    lines: list[tuple[str, str, str]] = []
+    unmatched, not_in_list = 0, []
     for row in rows:
         dossier = keys.get(row.rij_id)
         if dossier is None:
@@ -80,12 +87,7 @@ def _pull_site(
             not_in_list.append(row.rij_id)
             status = ""
         lines.append((dossier, m.nis, status))
-    outcome.details.update(
-        pulled=len(lines),
-        unmatched=unmatched,
-        not_in_list=len(not_in_list),
-        not_in_list_rows=not_in_list,
-    )
+    outcome.facts.append(Pulled(len(lines), unmatched, not_in_list))
     return outcome, lines
 
 

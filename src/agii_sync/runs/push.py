@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import interrupt
 from ..auth import rowkey_secret
+from ..conditional_update import PUSH
 from ..config import Config, DeleteLimit, Municipality
 from ..domain import rejections
 from ..domain.codes import ACTIVITY_STATUSES
@@ -29,12 +31,17 @@ from ..domain.routing import Routing, Scope, route
 from ..domain.row import SharedRow
 from ..domain.rowkey import key_check, person_key, row_key
 from ..domain.screen import Screen
-from ..engine import Run, SiteOutcome, refuse_another_secret, refuse_unwritable, worst
-from ..errors import DeleteLimitExceeded, ExitCode, SafetyStop
+from ..engine import Run, refuse_another_secret, refuse_over_limit, refuse_unwritable
+from ..errors import ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
+from ..outcome import SiteOutcome, worst
 from ..parallel import BackgroundCall, can_start_workers, usable_cores
 from .access import require_access
+from .facts import Pushed
 from .window import require_protocol_active
+
+if TYPE_CHECKING:
+    from ..formats import workbook
 
 
 @dataclass
@@ -46,10 +53,16 @@ class ExportSummary:
     skipped_other_nis: int
     stopped: bool = False  # Ctrl-C/SIGTERM came before the export was read to the end
     suppressed: int = 0  # export rows of people on the suppression list: never shared
+    per_site: dict[str, int] = field(default_factory=dict)  # valid rows per municipality id
 
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.DATA if has_errors(self.problems) else ExitCode.OK
+
+    @property
+    def rejected(self) -> int:
+        """Export lines with at least one error."""
+        return len({p.line for p in self.problems if p.is_error})
 
 
 @dataclass
@@ -190,9 +203,17 @@ class ExportInBackground:
             unknown_columns=list(result.unknown_columns),
             skipped_other_nis=result.skipped_other_nis + routing.skipped_other_nis,
             suppressed=screened.suppressed + len(suppressed),
+            per_site={m_id: len(rows) for m_id, rows in routing.by_site.items()},
         )
         withheld = [*screened.withheld, *((None, d, "suppressed") for d in suppressed)]
         return PreparedExport(summary, routing, rejected, withheld)
+
+
+def prepare_export(path: Path, config: Config) -> PreparedExport:
+    """The export read, screened and routed as ``push`` prepares it (same problems, same
+    order), without a row-key secret: ``validate``."""
+    with ExportInBackground(path, config, background=False) as export:
+        return export.prepared()
 
 
 BACKGROUND_FROM_BYTES = 64 * 1024  # about 400 rows: some 0.3 s of validation
@@ -242,7 +263,7 @@ def push_site(
     desired: list[SharedRow] = []
     not_in_list: list[str] = []
 
-    def make_plan(loaded):  # type: ignore[no-untyped-def]
+    def make_plan(loaded: workbook.LoadedWorkbook | None) -> Plan:
         refuse_unwritable(loaded, run.today)
         refuse_another_secret(m, loaded, run.key_check)
         current = loaded.shared_rows if loaded else []
@@ -265,11 +286,15 @@ def push_site(
         ]
         return plan
 
-    outcome = run.update_workbook(m, make_plan, memory="replace")
-    outcome.details["past_retention_not_added"] = sum(
+    outcome = run.update_workbook(m, make_plan, PUSH)
+    if outcome.error is not None:
+        return outcome
+    past_retention = sum(
         1 for row in desired if row.bewaren_tot is not None and run.today > row.bewaren_tot
     )
-    _flag_not_in_list(outcome, not_in_list)
+    outcome.facts.append(Pushed(past_retention, not_in_list))
+    if not_in_list:  # flagged, never repeated: it may be free text (docs/protocol.md, art. 1)
+        outcome.exit_code = max(outcome.exit_code, ExitCode.DATA)
     if outcome.written and outcome.plan is not None and outcome.plan.of(*UNSHAREABLE):
         run.delete_versions(m, outcome)  # nor may they live on in the version history
     return outcome
@@ -293,25 +318,17 @@ def _refuse_unaccounted_removals(
     )
 
 
-def _flag_not_in_list(outcome: SiteOutcome, rows: list[str]) -> None:
-    """A status cell holding anything but a list value is flagged, never repeated: it may be
-    free text about the person (docs/protocol.md, art. 1)."""
-    if rows:
-        outcome.details["not_in_list"] = len(rows)
-        outcome.details["not_in_list_rows"] = rows
-        outcome.exit_code = max(outcome.exit_code, ExitCode.DATA)
-
-
 def _check_delete_limit(m: Municipality, plan: Plan, limit: DeleteLimit) -> None:
-    removed = len(plan.of("moved_away", "retention"))  # what a bad export could cause
-    if not limit.allows(removed, plan.total_before):
-        raise DeleteLimitExceeded(
-            f"{m.id}: the push would remove {removed} of {plan.total_before} people, "
-            f"more than max_delete {limit}",
-            plan,
-            hint="check the export is complete; if the removals are right, pass "
-            "--max-delete with a higher limit",
-        )
+    refuse_over_limit(  # only what a bad export could cause
+        m,
+        plan,
+        limit,
+        "moved_away",
+        "retention",
+        doing="the push",
+        hint="check the export is complete; if the removals are right, pass "
+        "--max-delete with a higher limit",
+    )
 
 
 def _guard_plan(m: Municipality, before: list[SharedRow], plan: Plan) -> None:

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ..conditional_update import STATUS
 from ..config import Municipality
 from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
 from ..domain.plan import Plan, plan_status
 from ..domain.problems import Problem, ProblemCode, Severity
 from ..domain.row import read_row_id
-from ..engine import Run, SiteOutcome, refuse_unwritable
+from ..engine import Run, refuse_unwritable
 from ..errors import DataRejected, SafetyStop, UsageError
 from ..formats.guard import parts_outside_status
+from ..outcome import SiteOutcome
+from .facts import StatusLinesDone
+
+if TYPE_CHECKING:
+    from ..formats import workbook
 
 CLEAR_WORDS = frozenset({"leeg", "(leeg)"})
 EMPTY_STATUS = "empty; write 'leeg' to clear a status"
@@ -147,7 +154,7 @@ def status_update(
     conflicts: list[str] = []
     first_read = True
 
-    def make_plan(loaded):  # type: ignore[no-untyped-def]
+    def make_plan(loaded: workbook.LoadedWorkbook | None) -> Plan:
         nonlocal first_read
         if loaded is None:
             raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
@@ -171,7 +178,6 @@ def status_update(
         return plan_status(loaded.shared_rows, wanted)
 
     def guard(before: bytes | None, after: bytes, plan: Plan) -> None:
-
         assert before is not None
         stray = parts_outside_status(before, after, run.config.workbook.sheet)
         if stray:
@@ -182,23 +188,15 @@ def status_update(
                 "run `agii-sync check` and tell AgII",
             )
 
-    outcome = run.update_workbook(
-        m,
-        make_plan,
-        guard=guard,
-        create_missing=False,
-        repair=False,
-        memory="merge",
-        status_only=True,
-    )
+    outcome = run.update_workbook(m, make_plan, STATUS, guard=guard)
+    if outcome.error is not None:
+        return outcome
     if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
         raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
-    outcome.details["lines_changed"] = len(changing) - len(conflicts)
-    outcome.details["lines_unchanged"] = len(edits) - len(changing) + blank_lines
-    outcome.details["lines_with_problems"] = 0  # else DataRejected lists them
+    changed = len(changing) - len(conflicts)
+    unchanged = len(edits) - len(changing) + blank_lines
+    outcome.facts.append(StatusLinesDone(changed, unchanged, list(conflicts)))
     if conflicts:
-        outcome.details["conflicts"] = len(conflicts)
-        outcome.details["conflict_rows"] = list(conflicts)
         outcome.fail(
             SafetyStop(
                 f"{m.id}: {len(conflicts)} status(es) were changed by someone else meanwhile "

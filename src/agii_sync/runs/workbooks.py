@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..conditional_update import END, PURGE
 from ..config import Config, Municipality
 from ..domain.access import normalise
 from ..domain.check import Finding
-from ..domain.plan import plan_purge
+from ..domain.plan import Plan, plan_purge
 from ..domain.screen import is_sign_language
-from ..engine import Run, SiteOutcome, refuse_unwritable
-from ..errors import AgiiError, DeleteLimitExceeded, ExitCode, SafetyStop
+from ..engine import Run, refuse_over_limit, refuse_unwritable
+from ..errors import AgiiError, ExitCode, SafetyStop
+from ..outcome import SiteOutcome
 from .access import read_report
+from .facts import AlreadyPresent, Emptied, Remaining
 from .window import ended_text
 
 if TYPE_CHECKING:
@@ -25,7 +28,7 @@ def init_site(run: Run, m: Municipality) -> SiteOutcome:
     snapshot = site.read()
     outcome.etag_before = snapshot.etag
     if snapshot.exists:
-        outcome.details["already_present"] = 1
+        outcome.facts.append(AlreadyPresent())
         outcome.etag_after = snapshot.etag
         return outcome
     if not run.dry_run:
@@ -34,16 +37,13 @@ def init_site(run: Run, m: Municipality) -> SiteOutcome:
         empty = workbook.create_workbook(
             run.config.workbook.sheet, retention_months=run.config.retention_months(m)
         )
-        run.write_anchored(site, outcome, empty, None, None)
+        run.write_anchored(site, outcome, empty, None)
         outcome.created = True
     return outcome
 
 
 def check_site(run: Run, m: Municipality) -> SiteOutcome:
-    outcome = SiteOutcome(m.id)
-    snapshot = run.site(m).read()
-    outcome.etag_before = outcome.etag_after = snapshot.etag
-    loaded = run.load(snapshot)
+    outcome, loaded = run.read_only(m)
     if loaded is None:
         outcome.findings.append(
             Finding(None, None, "no_workbook", "the site has no workbook; run `agii-sync init`")
@@ -130,23 +130,25 @@ def purge_site(run: Run, m: Municipality) -> SiteOutcome:
         return end_site(run, m)
     limit = run.config.agii.max_delete
 
-    def make_plan(loaded):  # type: ignore[no-untyped-def]
+    def make_plan(loaded: workbook.LoadedWorkbook | None) -> Plan:
+        assert loaded is not None  # PURGE: no plan without a workbook
         refuse_unwritable(loaded, run.today)
         plan = plan_purge(
             loaded.shared_rows, today=run.today, protocol_ended=False, drop=run.suppressed(m)
         )
-        removed = len(plan.of("retention"))  # a forgotten person goes whatever the limit
-        if not limit.allows(removed, plan.total_before):
-            raise DeleteLimitExceeded(
-                f"{m.id}: purge would remove {removed} of {plan.total_before} people, "
-                f"more than max_delete {limit}",
-                plan,
-                hint="check the dates in 'Bewaren tot'; raise max_delete in the config if right",
-            )
+        refuse_over_limit(  # a forgotten person goes whatever the limit
+            m,
+            plan,
+            limit,
+            "retention",
+            doing="purge",
+            hint="check the dates in 'Bewaren tot'; raise max_delete in the config if right",
+        )
         return plan
 
-    outcome = run.update_workbook(m, make_plan, create_missing=False, memory="merge")
-    run.delete_versions(m, outcome)
+    outcome = run.update_workbook(m, make_plan, PURGE)
+    if outcome.error is None:
+        run.delete_versions(m, outcome)
     return outcome
 
 
@@ -173,14 +175,16 @@ def end_site(run: Run, m: Municipality) -> SiteOutcome:
 
     removed_extras = Extras(0, 0)
 
-    def make_plan(loaded):  # type: ignore[no-untyped-def]
+    def make_plan(loaded: workbook.LoadedWorkbook | None) -> Plan:
         nonlocal removed_extras
+        assert loaded is not None  # END: no plan without a workbook
         removed_extras = extras(loaded.content, loaded.sheetnames, loaded.sheet_name)
         return plan_purge(loaded.shared_rows, today=run.today, protocol_ended=True)
 
-    outcome = run.update_workbook(m, make_plan, create_missing=False, memory="replace", fresh=True)
-    outcome.details["sheets_removed"] = removed_extras.sheets
-    outcome.details["notes_removed"] = removed_extras.notes
+    outcome = run.update_workbook(m, make_plan, END)
+    if outcome.error is not None:
+        return outcome
+    outcome.facts.append(Emptied(removed_extras.sheets, removed_extras.notes))
     run.delete_versions(m, outcome)
     if run.dry_run or outcome.error is not None:
         return outcome
@@ -188,7 +192,7 @@ def end_site(run: Run, m: Municipality) -> SiteOutcome:
         remains = what_remains(run, m)
     except AgiiError as error:  # the data is gone; what remains is unknown: look again
         return outcome.fail(error)
-    outcome.details.update({f"remaining_{key}": count for key, count in remains.items()})
+    outcome.facts.append(Remaining(remains))
     if any(remains.values()):
         outcome.fail(
             SafetyStop(
@@ -215,7 +219,7 @@ def what_remains(run: Run, m: Municipality) -> dict[str, int]:
     apart from AgII's own accounts."""
     from ..formats.extras import extras
 
-    loaded = run.load(run.site(m).read())
+    _, loaded = run.read_only(m)
     rows = len(loaded.rows) if loaded else 0
     added = extras(loaded.content, loaded.sheetnames, loaded.sheet_name) if loaded else None
     report = read_report(run, m)
