@@ -116,7 +116,7 @@ def main_options(
     use_private_scratch()
 
     try:
-        configure_logging(log_file, log_format)  # type: ignore[arg-type]
+        configure_logging(log_file, "json" if log_format == "json" else "text")
     except OSError as exc:
         _usage_exit(f"--log-file {log_file}: cannot open it for writing ({type(exc).__name__})")
     ctx.obj = State(config, json_output, quiet, verbose)

@@ -328,12 +328,12 @@ def demo(
     """A complete run with no network and no credentials: the bundled SharePoint emulator on
     127.0.0.1, three municipalities, a synthetic export; init, push, status-update,
     pull-status, then one protocol ends and purge empties that workbook."""
-    from ..runs.demo import run_demo
+    from ..runs.demo import Step, run_demo
 
     def work(state: State) -> ExitCode:
         from . import render
 
-        def show(step):  # type: ignore[no-untyped-def]
+        def show(step: Step) -> None:
             if not state.json_mode:
                 state.output.line(
                     f"== {step.name}" + (f": {step.note}" if step.note else ""), style="bold"

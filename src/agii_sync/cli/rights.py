@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import ExitCode, UsageError
 from . import State, app, execute
 from .admin import audit_app
+
+if TYPE_CHECKING:
+    from ..suppression import Request
 
 DossierArg = Annotated[
     str, typer.Argument(help="The person's dossier number (never shown or stored as such).")
@@ -39,7 +42,8 @@ def forget(
             raise UsageError("--reason must be objection or erasure")
         config = state.config()
         with run_lock(config.lock_file):
-            report = run_forget(config, dossier, reason, state.today())  # type: ignore[arg-type]
+            request: Request = "objection" if reason == "objection" else "erasure"
+            report = run_forget(config, dossier, request, state.today())
         if state.json_mode:
             state.output.document(
                 {

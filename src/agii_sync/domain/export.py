@@ -401,7 +401,7 @@ def language_code(text: str) -> str | None:
             bibliographic=key
         )
         if language is not None:
-            return language.alpha_3
+            return str(language.alpha_3)
     return _codes_by_name(dutch=True).get(key) or _codes_by_name(dutch=False).get(key)
 
 

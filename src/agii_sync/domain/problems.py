@@ -38,6 +38,8 @@ class ProblemCode(StrEnum):
     SIGN_LANGUAGE = "sign_language"  # special category (art. 9): docs/protocol.md, art. 3
     UNKNOWN_STATUS = "unknown_status"  # status-update --from
     DUPLICATE_ROW_ID = "duplicate_row_id"  # status-update --from
+    INVALID_ROW_ID = "invalid_row_id"  # status-update --from
+    UNKNOWN_ROW_ID = "unknown_row_id"  # status-update --from
 
     @property
     def description(self) -> str:
@@ -82,6 +84,8 @@ DESCRIPTIONS: dict[ProblemCode, str] = {
     ),
     ProblemCode.UNKNOWN_STATUS: "not one of the values of the Status activiteit list",
     ProblemCode.DUPLICATE_ROW_ID: "the Rij-ID occurs on more than one line",
+    ProblemCode.INVALID_ROW_ID: "not a Rij-ID (five and five letters/digits)",
+    ProblemCode.UNKNOWN_ROW_ID: "no row of the site has this Rij-ID",
 }
 WARNINGS: frozenset[ProblemCode] = frozenset({ProblemCode.FORMULA_LIKE_TEXT})
 

@@ -11,10 +11,11 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from ..siteurl import is_loopback
@@ -199,7 +200,7 @@ class Emulator:
             raise ValueError(f"the emulator only listens on a loopback address, not {host}")
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
-        self._server.emulator = self  # type: ignore[attr-defined]
+        self._server.emulator = self
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         bound_port = self._server.server_address[1]
@@ -238,6 +239,7 @@ class Emulator:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    emulator: Emulator
 
 
 class _Server6(_Server):
@@ -247,6 +249,7 @@ class _Server6(_Server):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "agii-sync-emulator"
+    server: _Server
 
     def setup(self) -> None:
         super().setup()
@@ -256,7 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def emulator(self) -> Emulator:
-        return self.server.emulator  # type: ignore[attr-defined]
+        return self.server.emulator
+
+    @property
+    def request_headers(self) -> Mapping[str, str]:
+        """The request's headers: an ``email.message.Message``, read as a (case-insensitive)
+        mapping."""
+        return cast(Mapping[str, str], self.headers)
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle("GET")
@@ -299,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -346,7 +355,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Unsupported as exc:
             return error_reply(400, UNSUPPORTED_CODE, f"Not supported by the emulator: {exc}")
 
-    def _resolve(self, site_name: str, rest: str, method: str, raw_query: str, body: bytes):
+    def _resolve(
+        self, site_name: str, rest: str, method: str, raw_query: str, body: bytes
+    ) -> tuple[str, Callable[[], Reply]]:
         try:
             store = self.emulator.site(site_name)
         except StoreError as exc:
@@ -355,7 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
         site_url = f"{self.emulator.base_url}{store.server_relative_root}"
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         try:
-            req = ApiRequest(method, parse_path(rest), query, self.headers, body, site_url)
+            req = ApiRequest(method, parse_path(rest), query, self.request_headers, body, site_url)
             operation = self.emulator.api.operation(store, req)
         except (ODataPathError, Unsupported) as exc:
             message = f"Not supported by the emulator: {exc}"
@@ -376,13 +387,13 @@ class _Handler(BaseHTTPRequestHandler):
                 emulator.stats.request(kinds.get(verb, "unsupported"), verb, agent)
                 refusal = emulator.throttle.check((self.client_address[0], verb, raw_path))
                 session = raw_path[len(UPLOAD_PREFIX) :]
-                return refusal or emulator.graph.upload(verb, session, self.headers, body)
+                return refusal or emulator.graph.upload(verb, session, self.request_headers, body)
             if lowered.startswith(DOWNLOAD_PREFIX):
                 emulator.stats.request("download", verb, agent)
                 return self._download(raw_path[len(DOWNLOAD_PREFIX) :])
             path = raw_path[len(GRAPH_PREFIX) :]
             try:
-                operation = emulator.graph.operation(verb, path, self.headers, body)
+                operation = emulator.graph.operation(verb, path, self.request_headers, body)
             except GraphError as exc:
                 emulator.stats.request("unsupported", verb, agent)
                 return graph_error(exc.status, exc.code, exc.message)

@@ -15,13 +15,18 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypedDict
 
 from ..atomic import write_atomically
 
 META_DIR = ".emulator"
 ACCESS_FILE = "_access.json"
 HIDDEN = {META_DIR, ACCESS_FILE}
+
+
+class _Meta(TypedDict):
+    files: dict[str, FileMeta]  # by path inside the site
+    folders: dict[str, str]  # path inside the site → unique id
 
 
 class StoreError(Exception):
@@ -327,7 +332,8 @@ class SiteStore:
         if not path.exists():
             return {"role_assignments": [], "sharing_links": []}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            access: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return access
         except (OSError, ValueError) as exc:
             raise StoreError(
                 500, "-2146233088, System.InvalidOperationException", f"{ACCESS_FILE}: {exc}"
@@ -374,7 +380,7 @@ class SiteStore:
         tmp_dir.mkdir(exist_ok=True)
         write_atomically(target, content, temp_prefix="", temp_dir=tmp_dir, durable=False)
 
-    def _load_meta(self) -> dict[str, Any]:
+    def _load_meta(self) -> _Meta:
         path = self.meta_dir / "meta.json"
         if not path.exists():
             return {"files": {}, "folders": {}}

@@ -30,7 +30,7 @@ def read_status_file(path: Path) -> list[tuple[int | None, str, str]]:
             hint="the file needs the columns 'Rij-ID' and 'Status activiteit'",
         )
     id_at, status_at = header.index(ROW_ID), header.index(STATUS)
-    lines = []
+    lines: list[tuple[int | None, str, str]] = []
     for line, cells in rows[1:]:
         values = [cell_text(c) for c in cells]
         if not any(v.strip() for v in values):

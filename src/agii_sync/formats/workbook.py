@@ -121,8 +121,9 @@ def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[obje
             cell.data_type = "s"  # stored as text, never as a formula
             values[i] = cell
     if isinstance(row.bewaren_tot, date):
-        values[DATE_COLUMN - 1] = WriteOnlyCell(sheet, value=row.bewaren_tot)
-        values[DATE_COLUMN - 1].number_format = DATE_FORMAT  # type: ignore[union-attr]
+        date_cell = WriteOnlyCell(sheet, value=row.bewaren_tot)
+        date_cell.number_format = DATE_FORMAT
+        values[DATE_COLUMN - 1] = date_cell
     status = values[STATUS_INDEX]
     status_cell = status if isinstance(status, Cell) else WriteOnlyCell(sheet, value=status)
     status_cell.protection = unlocked

@@ -100,7 +100,9 @@ def parse_edits(
             )
         if row_id in seen:
             parsed.problems.append(
-                _problem(line, "Rij-ID", "duplicate_row_id", f"also on line {seen[row_id]}")
+                _problem(
+                    line, "Rij-ID", ProblemCode.DUPLICATE_ROW_ID, f"also on line {seen[row_id]}"
+                )
             )
         if row_id:
             seen.setdefault(row_id, line)
@@ -122,7 +124,7 @@ def _row_id(line: int | None, typed: str, problems: list[Problem]) -> str:
     row_id = read_row_id(typed)
     if row_id is None:
         message = "not a Rij-ID (five and five letters/digits, e.g. 7K3QZ-M9X2A)"
-        problems.append(_problem(line, "Rij-ID", "invalid_row_id", message))
+        problems.append(_problem(line, "Rij-ID", ProblemCode.INVALID_ROW_ID, message))
         return ""
     return row_id
 
@@ -130,10 +132,10 @@ def _row_id(line: int | None, typed: str, problems: list[Problem]) -> str:
 def _unknown_status(edit: StatusEdit) -> Problem:
     hint = suggest_status(edit.typed)
     message = "not in the list of statuses" + (f"; did you mean {hint!r}?" if hint else "")
-    return _problem(edit.line, "Status activiteit", "unknown_status", message)
+    return _problem(edit.line, "Status activiteit", ProblemCode.UNKNOWN_STATUS, message)
 
 
-def _problem(line: int | None, column: str, code: str, message: str) -> Problem:
+def _problem(line: int | None, column: str, code: ProblemCode, message: str) -> Problem:
     return Problem(line=line, column=column, code=code, message=message, severity=Severity.ERROR)
 
 
@@ -211,7 +213,7 @@ def _refuse_bad_lines(
     edits: list[StatusEdit], problems: list[Problem], current: dict[str, str]
 ) -> None:
     unknown = [
-        _problem(e.line, "Rij-ID", "unknown_row_id", f"{e.row_id} is not on this site")
+        _problem(e.line, "Rij-ID", ProblemCode.UNKNOWN_ROW_ID, f"{e.row_id} is not on this site")
         for e in edits
         if e.row_id not in current
     ]

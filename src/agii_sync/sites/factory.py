@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config, Municipality
 from .base import Site
 from .local import LocalFolderSite
+
+if TYPE_CHECKING:  # office365, requests: only for https:// and emulator sites
+    from .sharepoint import SharePointConnection
 
 TokenProvider = Callable[[], dict[str, Any]]
 
@@ -20,7 +23,7 @@ class SiteOpener:
     def __init__(self, config: Config, *, prompt: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.prompt = prompt or (lambda message: None)
-        self._connections: dict[str, Any] = {}
+        self._connections: dict[str, SharePointConnection] = {}
         self._providers: list[Any] = []
         self._lock = threading.Lock()
 
@@ -38,7 +41,7 @@ class SiteOpener:
             )
         return self._connection(municipality).site(municipality.site, self.config.workbook.path)
 
-    def _connection(self, municipality: Municipality) -> Any:
+    def _connection(self, municipality: Municipality) -> SharePointConnection:
         from .sharepoint import RetryPolicy, SharePointConnection
 
         key = municipality.http_site.origin

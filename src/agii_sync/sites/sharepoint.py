@@ -545,8 +545,9 @@ class SharePointSite:
     def download(self, ctx: ClientContext, item: DriveItem) -> bytes:
         """The ``@microsoft.graph.downloadUrl`` of the item (pre-authenticated, so sent without
         a token), else ``GET /drives/{drive}/items/{id}/content``."""
-        if item.download_url:
-            return self._retrying(ctx, lambda: self._unauthenticated("GET", item.download_url))
+        url = item.download_url
+        if url:
+            return self._retrying(ctx, lambda: self._unauthenticated("GET", url).content)
         path = f"drives/{self.drive_id(ctx)}/items/{item.id}/content"
         return self._graph(ctx, "GET", path).content
 
@@ -634,11 +635,11 @@ class SharePointSite:
         for start in range(0, max(total, 1), self.chunk_size):
             chunk = content[start : start + self.chunk_size]
             headers = {"Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{total}"}
-            response = self._retrying(
-                ctx,
-                lambda c=chunk, h=headers: self._unauthenticated("PUT", upload_url, c, h),
-                passthrough={409},
-            )
+
+            def put(part: bytes = chunk, range_: dict[str, str] = headers) -> Response:
+                return self._unauthenticated("PUT", upload_url, part, range_)
+
+            response = self._retrying(ctx, put, passthrough={409})
         assert response is not None
         return response
 
@@ -795,7 +796,8 @@ class SharePointSite:
         """``GET {site}/_api/{path}``, the ``d`` of its odata=verbose answer."""
         self._ensure_digest(ctx)
         response = self._retrying(ctx, lambda: _send(ctx, RequestOptions(_api(ctx, path))))
-        return response.json()["d"]
+        answer: dict[str, Any] = response.json()["d"]
+        return answer
 
     def _graph(
         self,
@@ -832,7 +834,8 @@ class SharePointSite:
         return self._retrying(ctx, once, passthrough, checked_out)
 
     def _graph_json(self, ctx: ClientContext, *args: Any, **options: Any) -> dict[str, Any]:
-        return self._graph(ctx, *args, **options).json()
+        answer: dict[str, Any] = self._graph(ctx, *args, **options).json()
+        return answer
 
     def graph_get(self, ctx: ClientContext, path: str) -> dict[str, Any]:
         return self._graph_json(ctx, "GET", path)
@@ -843,9 +846,9 @@ class SharePointSite:
         url: str,
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
-    ) -> Any:
+    ) -> Response:
         """A request to a pre-authenticated URL (upload session, download URL): Microsoft asks
-        not to send the bearer token there. Returns the bytes of a GET, else the response."""
+        not to send the bearer token there."""
         options = RequestOptions(url)
         options.method = HttpMethod(method)
         if data is not None:
@@ -855,7 +858,8 @@ class SharePointSite:
         response = self.graph.pending_request().transport.execute(options)
         if not response.ok:
             raise ClientRequestException.from_response(response)
-        return response.content if method == "GET" else response
+        answer: Response = response
+        return answer
 
     def _retrying(
         self,
@@ -920,8 +924,8 @@ class SharePointSite:
             return wait
         if status in THROTTLE_STATUSES:
             self.stats.add("throttled")
-            wait = _retry_after(exc)
-            wait = policy.backoff(tries) if wait is None else wait
+            after = _retry_after(exc)
+            wait = policy.backoff(tries) if after is None else after
             if tries >= policy.max_attempts or wait > remaining:
                 raise Throttled(
                     f"SharePoint kept answering {status} (too busy) to {where}",
