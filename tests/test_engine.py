@@ -4,6 +4,7 @@ that audits every outcome, and ``validate`` preparing the export exactly as ``pu
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 
 from agii_sync.audit import read
@@ -68,3 +69,18 @@ def test_validate_reports_the_problems_of_push_in_the_same_order(workspace: Work
     assert validated["problems"] == pushed["export"]["problems"]
     for key in ("rows_read", "valid", "rejected", "skipped_other_nis", "unknown_columns"):
         assert validated[key] == pushed["export"][key]
+
+
+def test_yes_is_gone_nothing_ever_asked(workspace: Workspace) -> None:
+    result = workspace.cli("--yes", "check")
+    assert result.exit_code == 2 and "--yes" in result.output
+
+
+def test_list_out_is_written_whole_and_for_its_owner_only(workspace: Workspace) -> None:
+    workspace.cli("push", str(workspace.export([person(1, 0)])))
+    out = workspace.root / "lijst.csv"
+    result = workspace.cli("list", "--site", SPL, "--format", "csv", "--out", str(out))
+    assert result.exit_code == 0 and "Rij-ID" in out.read_text(encoding="utf-8")
+    if os.name == "posix":
+        assert out.stat().st_mode & 0o077 == 0  # personal data: not readable by others
+    assert [p.name for p in out.parent.glob("*.tmp")] == []

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import DataRejected, ExitCode, UsageError
 from . import State, app, execute
 from .sync import DryRun, ExportArg, SiteOption
+
+if TYPE_CHECKING:
+    from ..config import Config, Municipality
+    from ..domain.row import SharedRow
+    from ..outcome import SiteOutcome
 
 # Each command imports its work inside it, so that `--help` starts fast (see cli/sync.py).
 
@@ -109,7 +114,7 @@ def list_people(
 
     def work(state: State) -> ExitCode:
         from ..outcome import worst
-        from ..runs.listing import ListFilter, list_site
+        from ..runs.listing import ListFilter, list_site, people_file
 
         if fmt not in LIST_FORMATS:
             raise UsageError("--format must be table, csv, json or xlsx")
@@ -117,9 +122,9 @@ def list_people(
         keep = ListFilter.parse(status, interest or [], min_dutch)
         config = state.config()
         run = state.run(config, "list")
-        found = []
+        found: list[SharedRow] = []
 
-        def one(m):  # type: ignore[no-untyped-def]
+        def one(m: Municipality) -> SiteOutcome:
             outcome, rows = list_site(run, m, keep)
             found.extend(rows)
             return outcome
@@ -130,7 +135,7 @@ def list_people(
         if out is not None:
             _write_people(state, config, found, fmt, out)
         elif fmt == "xlsx":
-            state.output.binary(_people_file(config, found, fmt))
+            state.output.binary(people_file(config, found, fmt))
         else:
             _print_people(state, found, "json" if state.json_mode else fmt)
         return worst(outcomes)
@@ -150,14 +155,10 @@ def _refuse_xlsx_to_screen(state: State, fmt: str, out: Path | None) -> None:
         raise UsageError(f"--out {out} is a folder")
 
 
-def _write_people(state: State, config, rows, fmt: str, out: Path) -> None:  # type: ignore[no-untyped-def]
-    """The list in a file (it holds personal data: the user chose where it goes)."""
-    from ..atomic import write_atomically
+def _write_people(state: State, config: Config, rows: list[SharedRow], fmt: str, out: Path) -> None:
+    from ..runs.listing import write_people
 
-    try:
-        write_atomically(out, _people_file(config, rows, fmt))
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write it ({type(exc).__name__})") from None
+    write_people(config, rows, fmt, out)
     if state.json_mode:
         state.output.document(
             {"command": "list", "exit_code": 0, "count": len(rows), "format": fmt, "out": str(out)}
@@ -166,14 +167,7 @@ def _write_people(state: State, config, rows, fmt: str, out: Path) -> None:  # t
         state.output.info(f"wrote {len(rows)} people to {out}")
 
 
-def _people_file(config, rows, fmt: str) -> bytes:  # type: ignore[no-untyped-def]
-    from ..formats.people import people_file
-
-    sheet, months = config.workbook.sheet, config.agii.retention_months
-    return people_file(rows, fmt, sheet=sheet, retention_months=months)
-
-
-def _print_people(state: State, rows, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def _print_people(state: State, rows: list[SharedRow], fmt: str) -> None:
     from ..domain.row import COLUMNS
     from ..formats.people import people_doc, people_text_csv, people_values
 

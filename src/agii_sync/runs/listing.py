@@ -6,8 +6,10 @@ of which site (never which people)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import Municipality
+from ..atomic import write_atomically
+from ..config import Config, Municipality
 from ..domain.codes import CEFR_LEVELS, INTERESTS
 from ..domain.row import SharedRow
 from ..engine import Run
@@ -80,3 +82,19 @@ def list_site(run: Run, m: Municipality, keep: ListFilter) -> tuple[SiteOutcome,
     rows = [r for r in (loaded.shared_rows if loaded else []) if keep.keeps(r)]
     outcome.audited_rows = len(rows)
     return outcome, rows
+
+
+def people_file(config: Config, rows: list[SharedRow], fmt: str) -> bytes:
+    """The list as a csv, json or xlsx file."""
+    from ..formats.people import people_file as render_file
+
+    sheet, months = config.workbook.sheet, config.agii.retention_months
+    return render_file(rows, fmt, sheet=sheet, retention_months=months)
+
+
+def write_people(config: Config, rows: list[SharedRow], fmt: str, out: Path) -> None:
+    """The list in the file the user named (it holds personal data): whole or not at all."""
+    try:
+        write_atomically(out, people_file(config, rows, fmt))
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write it ({type(exc).__name__})") from None
