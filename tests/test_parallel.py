@@ -23,6 +23,7 @@ from agii_sync.engine import Run
 from agii_sync.errors import DataRejected, ExitCode, LayoutError
 from agii_sync.outcome import SiteOutcome
 from agii_sync.parallel import (
+    SMALL_WORK_BYTES,
     BackgroundCall,
     WorkbookProcesses,
     in_workers,
@@ -32,6 +33,13 @@ from agii_sync.parallel import (
 from fixtures.workspace import Workspace, person
 
 needs_two_cores = pytest.mark.skipif(usable_cores() < 2, reason="one core: no worker processes")
+
+
+BIG_WORK = b"x" * SMALL_WORK_BYTES
+
+
+def pid_with(payload: object) -> int:
+    return os.getpid()
 
 
 def raise_layout_error() -> None:
@@ -47,7 +55,7 @@ def raise_data_rejected() -> None:
 
 @needs_two_cores
 def test_calls_run_in_worker_processes_and_inline_with_one() -> None:
-    with WorkbookProcesses(2) as processes:
+    with WorkbookProcesses(2, small_work_bytes=0) as processes:
         pids = {processes.call(os.getpid) for _ in range(8)}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     with WorkbookProcesses(1) as processes:
@@ -56,7 +64,7 @@ def test_calls_run_in_worker_processes_and_inline_with_one() -> None:
 
 @needs_two_cores
 def test_errors_raised_in_a_worker_come_back_with_their_hint_and_exit_code() -> None:
-    with WorkbookProcesses(2) as processes:
+    with WorkbookProcesses(2, small_work_bytes=0) as processes:
         with pytest.raises(LayoutError) as layout:
             processes.call(raise_layout_error)
         with pytest.raises(DataRejected) as rejected:
@@ -69,7 +77,7 @@ def test_errors_raised_in_a_worker_come_back_with_their_hint_and_exit_code() -> 
 
 @needs_two_cores
 def test_a_dead_worker_means_the_work_is_done_in_the_run_itself() -> None:
-    with WorkbookProcesses(2) as processes:
+    with WorkbookProcesses(2, small_work_bytes=0) as processes:
         for pid in {processes.call(os.getpid) for _ in range(8)}:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
@@ -80,7 +88,7 @@ def test_a_dead_worker_means_the_work_is_done_in_the_run_itself() -> None:
 KILLED_RUN = """
 import os, sys, time
 from agii_sync.parallel import WorkbookProcesses
-with WorkbookProcesses(2) as processes:
+with WorkbookProcesses(2, small_work_bytes=0) as processes:
     print(*{processes.call(os.getpid) for _ in range(8)}, flush=True)
     time.sleep(60)
 """
@@ -116,13 +124,23 @@ def test_a_run_over_several_sites_does_its_workbook_work_in_workers(workspace: W
     seen: list[int] = []
 
     def work(m):  # type: ignore[no-untyped-def]
-        seen.append(in_workers(os.getpid))
+        seen.append(in_workers(pid_with, BIG_WORK))
         return SiteOutcome(m.id)
 
     run.for_each_site(run.config.municipalities, work)
     assert len(seen) == len(run.config.municipalities) >= 2
     assert os.getpid() not in seen
-    assert in_workers(os.getpid) == os.getpid()  # after the run: inline again
+    assert in_workers(pid_with, BIG_WORK) == os.getpid()  # after the run: inline again
+
+
+@needs_two_cores
+def test_small_work_runs_here_and_starts_no_worker() -> None:
+    """A worker's start and the copy cost more than a small workbook's work (hundreds of ms
+    against a few: measured in docs/performance.md)."""
+    with WorkbookProcesses(2) as processes:
+        assert processes.call(pid_with, b"x" * 1000) == os.getpid()
+        assert processes.call(pid_with, [None] * 100) == os.getpid()
+        assert processes.call(pid_with, BIG_WORK) != os.getpid()
 
 
 @needs_two_cores
@@ -136,7 +154,7 @@ def test_workers_start_without_forking_a_process_that_runs_threads() -> None:
     try:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")  # os.fork reports its warning, never raises it
-            with WorkbookProcesses(2) as processes:
+            with WorkbookProcesses(2, small_work_bytes=0) as processes:
                 assert processes.call(os.getpid) != os.getpid()
                 assert processes.call(tempfile.gettempdir) == tempfile.gettempdir()
     finally:

@@ -3,8 +3,9 @@
 Parsing and writing XLSX (openpyxl) is pure-Python CPU work: it holds the GIL, so the site
 threads can overlap their HTTP waits but not their workbook work. With several sites and more
 than one core, ``WorkbookProcesses`` runs that work in worker processes instead, one per core.
-With one site, one core or one worker, or where no worker can be started, it runs the function
-in the calling thread: same results, no processes.
+With one site, one core or one worker, for a small piece of work (under about 1,000 rows: a
+worker's start and the copy would cost more), or where no worker can be started, it runs the
+function in the calling thread: same results, no processes.
 
 Workers are started the way that is safe on each platform (``start_method``). On Linux a run
 that has no other thread yet forks them (fast: nothing is imported again, and with one thread
@@ -57,28 +58,32 @@ T = TypeVar("T")
 FORK_SERVER_PRELOAD = ["agii_sync.formats.workbook", "agii_sync.formats.export_reader"]
 
 
+SMALL_WORK_BYTES = 128 * 1024  # about 1,000 rows: less work than a worker's start and the copy
+ROW_BYTES = 128  # what one row in a list argument weighs, for that comparison
+
+
 class WorkbookProcesses:
-    """``call(fn, ...)`` runs ``fn`` in a worker process when there are any, else here. ``fn``
-    must be a module-level function without side effects: after a worker died it runs again.
+    """``call(fn, ...)`` runs ``fn`` in a worker process when there are any and the work is
+    big enough to pay for the copy (``small_work_bytes``), else here. ``fn`` must be a
+    module-level function without side effects: after a worker died it runs again.
 
-    The workers start on entry. They ignore Ctrl-C (the run itself stops them) and use the
-    run's private scratch folder. If a worker dies (killed, out of memory), the work is done
-    here."""
+    Forked workers start on entry (cheap, and only safe before the site threads start);
+    spawned or fork-server workers only when the first big piece of work comes, so a run over
+    small workbooks never pays for starting interpreters. They ignore Ctrl-C (the run itself
+    stops them) and use the run's private scratch folder. If a worker dies (killed, out of
+    memory), the work is done here."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, small_work_bytes: int | None = None) -> None:
         self.processes = processes if can_start_workers() else 1
+        self.small_work_bytes = SMALL_WORK_BYTES if small_work_bytes is None else small_work_bytes
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
+        self._lock = threading.Lock()
 
     def __enter__(self) -> WorkbookProcesses:
-        if self.processes > 1:
-            method = start_method()
-            self._pool = worker_pool(self.processes, method)
-            # The first task starts workers: with fork every one of them, inside this call and
-            # before the executor's own thread; otherwise one, and more as work comes.
-            started = self._pool.submit(os.getpid)
-            if method == "fork":
-                started.result()  # a forked worker answers before the site threads start
+        if self.processes > 1 and start_method() == "fork":
+            self._pool = worker_pool(self.processes, "fork")
+            self._pool.submit(os.getpid).result()  # forks every worker now, before any thread
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,14 +92,37 @@ class WorkbookProcesses:
             self._pool = None
 
     def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        if self._pool is None or self._broken:
+        pool = self._pool_for(args, kwargs)
+        if pool is None:
             return fn(*args, **kwargs)
         try:
-            return interrupt.wait(self._pool.submit(fn, *args, **kwargs))
+            return interrupt.wait(pool.submit(fn, *args, **kwargs))
         except BrokenProcessPool:
             log.warning("parallel.worker_died", extra={"fields": {"fallback": "in-process"}})
             self._broken = True
             return fn(*args, **kwargs)
+
+    def _pool_for(self, args: tuple, kwargs: dict) -> ProcessPoolExecutor | None:
+        if self.processes <= 1 or self._broken:
+            return None
+        if _weight(args, kwargs) < self.small_work_bytes:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = worker_pool(self.processes)
+            return self._pool
+
+
+def _weight(args: tuple, kwargs: dict) -> int:
+    """Bytes to copy to a worker, roughly: byte strings, a workbook's content, rows in lists."""
+    total = 0
+    for value in (*args, *kwargs.values()):
+        content = getattr(value, "content", value)
+        if isinstance(content, bytes | bytearray | memoryview):
+            total += len(content)
+        elif isinstance(value, list | tuple):
+            total += len(value) * ROW_BYTES
+    return total
 
 
 _CURRENT: ContextVar[WorkbookProcesses | None] = ContextVar("workbook_processes", default=None)
