@@ -164,6 +164,7 @@ def test_rows_far_below_the_data_are_refused_without_walking_to_them(
         read_export(path)
 
 
+@pytest.mark.slow  # 6,000 people written and read as XLSX
 def test_a_large_real_export_and_workbook_are_read(tmp_path: Path) -> None:
     """No false alarm: 6,000 people as XLSX, and the workbook of 4,000 of them."""
     municipalities = [

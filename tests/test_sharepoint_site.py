@@ -290,6 +290,7 @@ def test_faults_are_retried_without_ever_coming_back_early(emulator: RunningEmul
 
 
 @pytest.mark.chaos
+@pytest.mark.slow  # waits out about ten whole-second Retry-Afters
 def test_whole_second_retry_afters_are_waited_out_on_both_apis(emulator_factory) -> None:
     running = emulator_factory("--fault-rate", "0.5", "--retry-after", "1", "--seed", "49")
     connection = SharePointConnection(dummy_token, retry=RetryPolicy(budget_seconds=30))
