@@ -211,7 +211,7 @@ class Emulator:
 
     def serve_forever(self) -> None:
         assert self._server is not None, "call bind() first"
-        self._server.serve_forever(poll_interval=0.2)
+        self._server.serve_forever(poll_interval=0.05)  # stop() waits up to one interval
 
     def start(
         self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
