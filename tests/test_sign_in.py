@@ -6,6 +6,8 @@ stderr: so the prompt reached the user."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -14,9 +16,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from agii_sync.cli import app
 from agii_sync.demo_data import write_export
@@ -28,8 +31,6 @@ from fixtures.workspace import person
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 CODE_LINE = re.compile(r"open (https://127\.0\.0\.1:\d+/devicelogin) .* enter the code ([A-Z]+)")
 CLI = [sys.executable, "-c", "from agii_sync.cli import main; main()"]
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -78,6 +79,7 @@ allowed = ["staff@spl.be"]
     env = {
         "AGII_SYNC_CONFIG": str(config),
         "AGII_SYNC_TEST_LOGIN_HOST": identity_provider.base_url,
+        "AGII_SYNC_TEST_GRAPH_HOST": https_emulator,  # the emulator's Graph plays Microsoft's
         "REQUESTS_CA_BUNDLE": str(tls_files.certificate),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "AGII_SYNC_ALLOW_PLAINTEXT_TOKEN_CACHE": "1",  # no libsecret on the test machine
@@ -135,36 +137,67 @@ def audit_actors(tmp_path: Path) -> list[tuple[str, str]]:
     return [(json.loads(line)["command"], json.loads(line)["actor"]) for line in lines]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the move to Graph (main 7cc324f) a https site also talks to Graph, which this "
-    "test cannot yet route to the https emulator; the run exits 3 after the sign-in",
-)
+class WatchedRunner(CliRunner):
+    """``CliRunner`` whose captured stderr can be read while the command still runs."""
+
+    stderr: io.BytesIO | None = None
+
+    @contextlib.contextmanager
+    def isolation(self, *args: Any, **kwargs: Any) -> Iterator[tuple[io.BytesIO, ...]]:
+        with super().isolation(*args, **kwargs) as streams:
+            self.stderr = streams[1]
+            yield streams
+
+
+def invoke_as_person(idp: FakeIdentityProvider, *args: str) -> tuple[Result, list[tuple[str, str]]]:
+    """Run agii-sync in-process while a "person" reads its stderr and types in any code shown
+    there; without that the identity provider never hands out a token (the flow expires)."""
+    runner = WatchedRunner()
+    seen: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            shown = runner.stderr.getvalue().decode() if runner.stderr else ""
+            for found in CODE_LINE.finditer(shown):
+                if (found[1], found[2]) not in seen:
+                    seen.append((found[1], found[2]))
+                    assert idp.approve(found[2])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = runner.invoke(app, list(args))
+    finally:
+        done.set()
+        watcher.join(5)
+    return result, seen
+
+
 def test_device_code_push_shows_the_code_under_json_and_audits_the_person(
     tmp_path: Path, setup: dict[str, str], identity_provider: FakeIdentityProvider
 ) -> None:
-    done, seen = run_as_person(
-        identity_provider, setup, "--json", "push", str(tmp_path / "export.csv")
-    )
+    done, seen = invoke_as_person(identity_provider, "--json", "push", str(tmp_path / "export.csv"))
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert seen == [
         (f"{identity_provider.base_url}/devicelogin", identity_provider.flows[0].user_code)
     ]
     doc = json.loads(done.stdout)  # stdout is exactly one JSON document
     assert doc["command"] == "push" and doc["sites"][0]["written"]
-    assert audit_actors(tmp_path) == [("push", "user:an.claes@gemeente.test")]
-    (flow,) = identity_provider.flows
+    # the run's configuration is recorded first, by the same person
+    assert audit_actors(tmp_path) == [
+        ("config", "user:an.claes@gemeente.test"),
+        ("push", "user:an.claes@gemeente.test"),
+    ]
+    (flow,) = identity_provider.flows  # Graph's token came from the same sign-in
     assert flow.client_id == CLIENT_ID
     site_scope = f"{setup['SITE_ORIGIN']}/.default"
     assert site_scope in flow.scope.split()  # a token for the site's host only
+    refreshed = [r for r in identity_provider.token_requests if r["grant_type"] == "refresh_token"]
+    assert {r["scope"].split()[0] for r in refreshed} == {"https://graph.microsoft.com/.default"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the move to Graph (main 7cc324f) a https site also talks to Graph, which this "
-    "test cannot yet route to the https emulator; the run exits 3 after the sign-in",
-)
 def test_login_signs_in_says_who_and_later_runs_are_silent(
     tmp_path: Path,
     setup: dict[str, str],
@@ -188,6 +221,7 @@ def test_login_signs_in_says_who_and_later_runs_are_silent(
     assert "sign-in" not in pushed.stderr + listed.stderr  # from the token cache: no prompt
     assert len(identity_provider.flows) == 1
     assert audit_actors(tmp_path) == [
+        ("config", "user:an.claes@gemeente.test"),
         ("push", "user:an.claes@gemeente.test"),
         ("list", "user:an.claes@gemeente.test"),
     ]
@@ -195,12 +229,27 @@ def test_login_signs_in_says_who_and_later_runs_are_silent(
     assert "token cache" in json.loads(out.stdout)["removed"] and not cache.exists()
 
 
-def test_the_test_login_host_is_refused_unless_loopback(
-    setup: dict[str, str], monkeypatch: pytest.MonkeyPatch, memory_keyring: MemoryKeyring
+@pytest.mark.parametrize(
+    ("seam", "elsewhere"),
+    [
+        ("AGII_SYNC_TEST_LOGIN_HOST", "https://login.example.org"),
+        ("AGII_SYNC_TEST_GRAPH_HOST", "https://graph.example.org"),
+        ("AGII_SYNC_TEST_GRAPH_HOST", "http://127.0.0.1:8080"),
+    ],
+)
+def test_a_test_seam_is_refused_unless_loopback_https(
+    seam: str,
+    elsewhere: str,
+    setup: dict[str, str],
+    identity_provider: FakeIdentityProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    memory_keyring: MemoryKeyring,
 ) -> None:
-    monkeypatch.setenv("AGII_SYNC_TEST_LOGIN_HOST", "https://login.example.org")
-    result = CliRunner().invoke(app, ["list", "--site", "sint-pieters-leeuw"])
-    assert result.exit_code == 2 and "only https://127.0.0.1" in result.stderr
+    """A seam never sends a token off the machine, nor in the clear."""
+    monkeypatch.setenv(seam, elsewhere)
+    result, seen = invoke_as_person(identity_provider, "list", "--site", "sint-pieters-leeuw")
+    assert result.exit_code == 2 and f"{seam} is for tests" in result.stderr
+    assert "only https://127.0.0.1" in result.stderr
 
 
 def make_pfx(path: Path, password: bytes) -> None:
@@ -216,11 +265,6 @@ def make_pfx(path: Path, password: bytes) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the move to Graph (main 7cc324f) a https site also talks to Graph, which this "
-    "test cannot yet route to the https emulator; the run exits 3 after the sign-in",
-)
 def test_certificate_from_a_pfx_file_signs_in_as_the_app(
     tmp_path: Path,
     setup: dict[str, str],
@@ -243,10 +287,16 @@ def test_certificate_from_a_pfx_file_signs_in_as_the_app(
     listed = runner.invoke(app, ["list", "--site", "sint-pieters-leeuw"])
 
     assert listed.exit_code == 0, listed.output
-    (grant,) = [
+    grants = [
         r for r in identity_provider.token_requests if r["grant_type"] == "client_credentials"
     ]
-    assert grant["client_id"] == CLIENT_ID and grant["scope"] == f"{setup['SITE_ORIGIN']}/.default"
-    assert audit_actors(tmp_path) == [("list", f"app:{CLIENT_ID}")] * 2  # the refusal too
+    assert grants and {g["client_id"] for g in grants} == {CLIENT_ID}
+    # tokens for the site's host or for Graph, nothing else
+    site_or_graph = {f"{setup['SITE_ORIGIN']}/.default", "https://graph.microsoft.com/.default"}
+    assert {g["scope"] for g in grants} <= site_or_graph
+    assert (
+        audit_actors(tmp_path)
+        == [("config", f"app:{CLIENT_ID}")] + [("list", f"app:{CLIENT_ID}")] * 2
+    )  # the refusal too
     assert memory_keyring.entries == {}  # the key stays in its file
     assert "pfx-wachtwoord" not in refused.output + listed.output

@@ -344,7 +344,10 @@ class AuditTrail:
 
     def _append_locked(self, event: Mapping[str, Any]) -> dict[str, Any]:
         created = not self.path.exists()
-        change = self.config_state.change_event(self.actor) if self.config_state else None
+        # The run that notices a changed configuration records it, as the line it precedes
+        # names that run's actor (a person signed in meanwhile, not the OS account).
+        actor = str(event.get("actor") or self.actor)
+        change = self.config_state.change_event(actor) if self.config_state else None
         with open(self.path, "a+b") as file:
             last_line, _ = _last_line(file)
             intact = _head_intact(self.path, file, last_line)

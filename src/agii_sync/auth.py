@@ -24,11 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from .config import AuthSection
 from .errors import AuthFailure, ConfigError, ExitCode, SecretMissing, TemporaryFailure
-from .siteurl import is_loopback, parse_http_site
+from .siteurl import parse_http_site, test_seam_origin
 
 if TYPE_CHECKING:  # imported when a command needs them: they cost most of a start-up
     import msal
@@ -646,16 +645,10 @@ def _certificate_hint() -> str:
 def _authority(auth: AuthSection) -> dict[str, Any]:
     """msal's ``authority`` (and, for a test identity provider on loopback, no instance
     discovery: msal would ask Entra ID whether that host is a known authority)."""
-    test_host = _environment(TEST_LOGIN_HOST_ENV)
+    test_host = test_seam_origin(TEST_LOGIN_HOST_ENV)
     if test_host is None:
         return {"authority": f"{LOGIN_HOST}/{auth.tenant}"}
-    parts = urlsplit(test_host)
-    if parts.scheme != "https" or not is_loopback(parts.hostname or ""):
-        raise ConfigError(
-            f"{TEST_LOGIN_HOST_ENV} is for tests and takes only https://127.0.0.1:PORT",
-            hint=f"unset {TEST_LOGIN_HOST_ENV}",
-        )
-    return {"authority": f"{test_host.rstrip('/')}/{auth.tenant}", "instance_discovery": False}
+    return {"authority": f"{test_host}/{auth.tenant}", "instance_discovery": False}
 
 
 def _scope(resource: str) -> str:

@@ -10,6 +10,7 @@ from the text of the config.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -113,6 +114,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def test_seam_origin(name: str) -> str | None:
+    """The ``https://127.0.0.1:PORT`` origin a test seam variable (``AGII_SYNC_TEST_*``) names,
+    or None when it is unset. Anything but https on a loopback address is a config error: a
+    seam must never send a token off the machine."""
+    from .errors import ConfigError
+
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not is_loopback(parts.hostname or "") or parts.path.strip("/"):
+        raise ConfigError(
+            f"{name} is for tests and takes only https://127.0.0.1:PORT", hint=f"unset {name}"
+        )
+    return f"https://{parts.netloc}"
 
 
 def check_workbook_path(value: str) -> str:

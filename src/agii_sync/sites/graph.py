@@ -23,8 +23,13 @@ from urllib.parse import quote, urlsplit
 from office365.graph_client import GraphClient
 from office365.graph_request import GraphRequest
 
+from ..siteurl import test_seam_origin
+
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
+# For tests only: Microsoft Graph on a loopback https address (the emulator behind the https
+# test setup) instead of graph.microsoft.com; the tokens stay Graph's (audience and scope).
+TEST_GRAPH_HOST_ENV = "AGII_SYNC_TEST_GRAPH_HOST"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
 # "driveItem: createUploadSession": each PUT to the upload URL must be under 60 MiB, and
@@ -61,9 +66,11 @@ class RootedGraphClient(GraphClient):
 
 
 def graph_root_for(site_url: str, kind: str) -> str:
-    """Graph's v1.0 root; for an emulator site, the emulator's own ``/v1.0``."""
+    """Graph's v1.0 root; for an emulator site, the emulator's own ``/v1.0``; for a test of
+    SharePoint Online's sign-in, the loopback Graph ``AGII_SYNC_TEST_GRAPH_HOST`` names."""
     if kind != "emulator":
-        return GRAPH_ROOT
+        test_host = test_seam_origin(TEST_GRAPH_HOST_ENV)
+        return GRAPH_ROOT if test_host is None else f"{test_host}/v1.0"
     parts = urlsplit(site_url)
     return f"{parts.scheme}://{parts.netloc}/v1.0"
 
