@@ -65,6 +65,46 @@ def test_the_status_drop_down_stops_other_values(workspace: Workspace) -> None:
     )
 
 
+def drop_down_of_version_0_1_0(book: openpyxl.Workbook) -> None:
+    """The status drop-down as agii-sync 0.1.0 wrote it: other text is kept after a warning."""
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    sheet = book["Inburgeraars"]
+    old = DataValidation(
+        type="list",
+        formula1='"Gecontacteerd,Niet bereikbaar,Geen interesse,Toegeleid naar activiteit,'
+        'Activiteit gestart,Activiteit afgerond,Activiteit stopgezet"',
+        allow_blank=True,
+        showErrorMessage=True,
+        errorStyle="warning",
+        errorTitle="Status activiteit",
+        error="Deze waarde staat niet in de lijst. Toch bewaren?",
+    )
+    old.add("N2:N1048576")
+    sheet.data_validations.dataValidation = [old]
+
+
+@both_kinds
+def test_a_drop_down_that_only_warns_is_flagged_and_made_to_stop(workspace: Workspace) -> None:
+    people = [person(n, 0) for n in range(1, 3)]
+    push(workspace, people)
+    workspace.edit_workbook(SPL, drop_down_of_version_0_1_0)
+
+    checked = workspace.cli("--json", "check", "--site", SPL)
+    assert checked.exit_code == 1, checked.output
+    (finding,) = site_doc(checked, SPL)["findings"]
+    assert finding["code"] == "status_drop_down" and "(warning)" in finding["message"]
+
+    pushed = push(workspace, people)  # nothing else to change: written for the drop-down alone
+    assert site_doc(pushed, SPL)["written"]
+    book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
+    (validation,) = book["Inburgeraars"].data_validations.dataValidation
+    assert (validation.errorStyle, str(validation.sqref)) == ("stop", "N2:N1048576")
+    assert "Toch bewaren" not in (validation.error or "")
+    assert "Activiteit gestart" in validation.formula1
+    assert workspace.cli("check", "--site", SPL).exit_code == 0
+
+
 @both_kinds
 def test_free_text_in_the_status_never_flows_back(workspace: Workspace) -> None:
     people = [person(n, 0) for n in range(1, 4)]

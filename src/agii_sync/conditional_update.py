@@ -38,14 +38,15 @@ class UpdateShape:
     """How an update treats the workbook beyond the plan's rows."""
 
     create_missing: bool = True  # a site without a workbook gets one
-    repair: bool = True  # a lost Toelichting is put back, even when no row changes
+    repair: bool = True  # a lost Toelichting or a drop-down that lets text in: put back
     status_only: bool = False  # read the rows' keys and statuses only (status-update)
     fresh: bool = False  # the template with the plan's rows and nothing else (protocol's end)
     memory: Literal["replace", "merge"] | None = None  # how the statuses written are kept
 
     def restore(self, loaded: workbook.LoadedWorkbook | None) -> bool:
-        """Whether to write even when the plan changes no row: a lost Toelichting is put back
-        and, at the protocol's end, nothing but the template may remain."""
+        """Whether to write even when the plan changes no row: a lost Toelichting or a status
+        drop-down that does not stop other text (docs/protocol.md, art. 1) is put back and, at
+        the protocol's end, nothing but the template may remain."""
         if loaded is None:
             return False
         if self.fresh:
@@ -53,7 +54,7 @@ class UpdateShape:
 
             extra = extras(loaded.content, loaded.sheetnames, loaded.sheet_name)
             return not loaded.has_toelichting or not extra.none
-        return self.repair and not loaded.has_toelichting
+        return self.repair and (not loaded.has_toelichting or loaded.drop_down != "stop")
 
 
 PUSH = UpdateShape(memory="replace")

@@ -40,6 +40,7 @@ from .workbook_edit import (
     STATUS_ERROR_STYLE,
     EditResult,
     apply_rows,
+    status_drop_down,
 )
 from .workbook_styles import read_styles
 from .xlsx_package import Package, attributes, unescape
@@ -63,6 +64,7 @@ class LoadedWorkbook:
     rows: list[SheetRow] = field(default_factory=list)
     key_check: str | None = None  # of the row-key secret the workbook was last pushed with
     hostile: list[str] = field(default_factory=list)  # what must not be in it (see hostile.py)
+    drop_down: str = "stop"  # what the status drop-down does with other text (status_drop_down)
     _book: Workbook | None = None
 
     @property
@@ -164,11 +166,18 @@ def _load(content: bytes, sheet_name: str, *, status_only: bool = False) -> Load
         read_styles(package.read(styles_part) if styles_part else None),
         package.date1904,
     )
+    drop_down = status_drop_down(scan.xml[max(scan.xml.rfind(b"</sheetData>"), 0) :])
     narrow = _status_rows(scan) if status_only else None
     if narrow is not None:
         rows = narrow
         return LoadedWorkbook(
-            content, sheet_name, names, rows, _key_check(package), hostile_content(package)
+            content,
+            sheet_name,
+            names,
+            rows,
+            _key_check(package),
+            hostile_content(package),
+            drop_down,
         )
     lines = scan.row_cells()
     header = next(lines, (1, []))
@@ -177,7 +186,7 @@ def _load(content: bytes, sheet_name: str, *, status_only: bool = False) -> Load
     _check_header(header[1])
     rows = list(_read_rows(lines))
     return LoadedWorkbook(
-        content, sheet_name, names, rows, _key_check(package), hostile_content(package)
+        content, sheet_name, names, rows, _key_check(package), hostile_content(package), drop_down
     )
 
 

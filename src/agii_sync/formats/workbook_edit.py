@@ -134,7 +134,10 @@ def _edit_sheet(
 ) -> tuple[bytes, RowMap | None]:
     in_place = _edit_in_place(edit, current, rows)
     if in_place is not None:
-        return in_place, None
+        end = in_place.rfind(b"</sheetData>")
+        if end < 0:
+            return in_place, None
+        return in_place[:end] + _keep_protection_and_drop_down(in_place[end:]), None
     scan = edit.scan
     xml = scan.xml
     wanted = {row.rij_id: row for row in rows}
@@ -307,17 +310,47 @@ STATUS_ERROR_STYLE = "stop"
 STATUS_ERROR = "Kies een waarde uit de lijst. Andere tekst kan hier niet bewaard worden."
 
 
-def _status_validation() -> bytes:
+STATUS_LETTER = column_letters(STATUS_NUMBER)
+# The data validation that covers the first status cell, and its whole element.
+STATUS_VALIDATION = re.compile(
+    rb"<dataValidation\b[^>]*\ssqref=\"[^\"]*\b" + STATUS_LETTER.encode() + rb"2\b[^>]*>"
+)
+
+
+def _status_validation(sqref: str = f"{STATUS_LETTER}2:{STATUS_LETTER}1048576") -> bytes:
     listed = escape_attr(",".join(ACTIVITY_STATUSES))
-    letter = column_letters(STATUS_NUMBER)
     return (
         f'<dataValidation type="list" errorStyle="{STATUS_ERROR_STYLE}" allowBlank="1" '
         f'showInputMessage="1" showErrorMessage="1" errorTitle="Status activiteit" '
         f'error="{escape_attr(STATUS_ERROR)}" '
         f'promptTitle="Status activiteit" prompt="Kies een status uit de lijst." '
-        f'sqref="{letter}2:{letter}1048576"><formula1>&quot;{listed}&quot;</formula1>'
+        f'sqref="{escape_attr(sqref)}"><formula1>&quot;{listed}&quot;</formula1>'
         "</dataValidation>"
     ).encode()
+
+
+def status_drop_down(tail: bytes) -> str:
+    """What the status drop-down in ``tail`` (the sheet XML after its rows) does with a value
+    outside the list: ``stop`` (refused), ``warning`` or ``information`` (kept after a
+    question, as version 0.1.0 made it), ``silent`` (no error shown: kept) or ``missing``."""
+    found = STATUS_VALIDATION.search(tail)
+    if found is None:
+        return "missing"
+    if attr_value(found.group(0), b"showErrorMessage") not in ("1", "true"):
+        return "silent"
+    return attr_value(found.group(0), b"errorStyle") or "stop"  # ECMA-376's default
+
+
+def _stopping(tail: bytes, found: re.Match[bytes]) -> bytes:
+    """The status drop-down refusing other values: one that only warns is replaced by the
+    template's, over the cells it covered (docs/protocol.md, art. 1)."""
+    if status_drop_down(found.group(0)) == "stop":
+        return tail
+    end = found.end()
+    if not found.group(0).endswith(b"/>"):
+        end = tail.index(b"</dataValidation>", end) + len(b"</dataValidation>")
+    sqref = attr_value(found.group(0), b"sqref") or ""
+    return tail[: found.start()] + _status_validation(sqref) + tail[end:]
 
 
 def _keep_protection_and_drop_down(tail: bytes) -> bytes:
@@ -332,10 +365,9 @@ def _keep_protection_and_drop_down(tail: bytes) -> bytes:
         calc = re.match(rb"\s*<sheetCalcPr\b[^>]*/>", tail[at:])
         at += calc.end() if calc else 0
         tail = tail[:at] + PROTECTION + tail[at:]
-    letter = column_letters(STATUS_NUMBER).encode()
-    covers = re.compile(rb"<dataValidation\b[^>]*\ssqref=\"[^\"]*\b" + letter + rb"2\b")
-    if covers.search(tail):
-        return tail
+    found = STATUS_VALIDATION.search(tail)
+    if found is not None:
+        return _stopping(tail, found)
     block = re.search(rb"<dataValidations\b[^>]*>", tail)
     if block is not None:
         tail = tail[: block.end()] + _status_validation() + tail[block.end() :]

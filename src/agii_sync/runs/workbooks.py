@@ -56,6 +56,8 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
             for what in loaded.hostile
         )
         outcome.findings.extend(_outside_the_protocol(run, loaded))
+        if loaded.drop_down != "stop":
+            outcome.findings.append(_drop_down_finding(loaded.drop_down))
         if not loaded.has_toelichting:
             outcome.findings.append(
                 Finding(
@@ -69,6 +71,19 @@ def check_site(run: Run, m: Municipality) -> SiteOutcome:
     if outcome.findings:
         outcome.exit_code = ExitCode.DATA
     return outcome
+
+
+def _drop_down_finding(behaviour: str) -> Finding:
+    """A status drop-down that lets other text in (docs/protocol.md, art. 1): one made by
+    version 0.1.0 only warns."""
+    what = "is missing" if behaviour == "missing" else f"does not refuse other text ({behaviour})"
+    return Finding(
+        None,
+        "Status activiteit",
+        "status_drop_down",
+        f"the status drop-down {what}: free text could be kept there; the next push puts back "
+        "one that refuses anything outside the list",
+    )
 
 
 def _outside_the_protocol(run: Run, loaded: workbook.LoadedWorkbook) -> list[Finding]:
