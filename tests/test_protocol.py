@@ -268,6 +268,46 @@ def test_an_early_end_is_recorded_and_purge_leaves_no_version(
     }
 
 
+@both_kinds
+def test_after_the_end_pull_status_runs_once_more_and_then_refuses(workspace: Workspace) -> None:
+    people = [person(1, 0, attest_datum="2025-06-01"), person(2, 0), person(3, 1)]
+    with on(date(2025, 3, 1)):
+        push(workspace, people)
+        workspace.set_status_by_hand(
+            SPL, ids_by_name(workspace, SPL)["Naamx0001q"], "Gecontacteerd"
+        )
+    workspace.protocol[SPL] = {"start": "2024-01-01", "end": "2025-06-30"}
+    first, second, third = (workspace.root / f"terug-{n}.csv" for n in (1, 2, 3))
+
+    with on(date(2025, 7, 2)):
+        last = workspace.cli(
+            "--json", "pull-status", str(workspace.export(people)), "--out", str(first)
+        )
+    assert last.exit_code == 0, last.output
+    statuses = {r["dossiernummer"]: r["status_activiteit"] for r in csv.DictReader(first.open())}
+    assert statuses == {"A7000001": "Gecontacteerd", "A7000002": "", "A7000003": ""}
+    (marked,) = [line for line in workspace.audit_lines() if line.get("last_pull")]
+    assert (marked["site"], marked["counts"]) == (SPL, {"pulled": 2})
+
+    with on(date(2025, 7, 9)):
+        again = workspace.cli(
+            "--json", "pull-status", str(workspace.export(people)), "--out", str(second)
+        )
+        alone = workspace.cli(
+            "pull-status", str(workspace.export(people)), "--out", str(third), "--site", SPL
+        )
+    assert again.exit_code == 5, again.output
+    message = site_doc(again, SPL)["error"]["message"]
+    assert "already pulled on 2025-07-02" in message and "runs once after the end" in message
+    assert "purge --site" in site_doc(again, SPL)["error"]["hint"]
+    assert site_doc(again, MECHELEN)["error"] is None
+    # the other sites' statuses still reach AgII; the ended site's were delivered before
+    assert [r["nis_code"] for r in csv.DictReader(second.open())] == [MUNICIPALITIES[1]["nis"]]
+    assert alone.exit_code == 5 and "no site left to pull" in alone.output and not third.exists()
+    assert len([line for line in workspace.audit_lines() if line.get("last_pull")]) == 1
+    assert_no_personal_data({"again": again.output, "alone": alone.output}, people)
+
+
 # -- art. 4, 6: recipients ---------------------------------------------------------------------
 
 

@@ -200,7 +200,9 @@ def pull_status(
     nis_code, status_activiteit. Row keys are recomputed from the export; rows on a site that
     match no export row are counted. Only list values flow back: a status cell holding
     anything else is written as an empty status and reported by Rij-ID (not_in_list, exit 1).
-    After the protocol's end it still runs, for a last collection before purge."""
+    After a site's protocol has ended it runs once more for that site, a last collection
+    before purge; a second time that site is refused (exit 5) and the other sites' file is
+    still written."""
 
     def work(state: State) -> ExitCode:
         from ..runs.pull import pull_status as run_pull

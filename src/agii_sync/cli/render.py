@@ -131,6 +131,8 @@ def pull_report(out: Output, report: PullReport, path: Path) -> ExitCode:
             out.warn(f"{o.site}: status outside the list, passed on as empty (not_in_list): {rows}")
     if report.written:
         out.info(f"wrote {len(report.lines)} line(s) to {path}")
+    elif not report.pulled_sites:
+        out.warn(f"{path} not written: no site left to pull")
     else:
         out.warn(f"{path} not written: a site could not be read; run again")
     return code

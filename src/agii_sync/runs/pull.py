@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .. import audit
 from ..atomic import refuse_overwrite, write_atomically
 from ..auth import rowkey_secret
 from ..config import Municipality
@@ -18,13 +20,15 @@ from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.routing import Scope
 from ..domain.rowkey import key_check, row_key
 from ..engine import Run, refuse_another_secret
-from ..errors import ExitCode, TemporaryFailure
+from ..errors import ExitCode, SafetyStop, TemporaryFailure
 from ..formats.csv_out import csv_text
 from ..formats.export_reader import read_export
 from ..outcome import SiteOutcome, worst
 from .facts import Pulled
+from .window import ended_text
 
 OUT_COLUMNS = ("dossiernummer", "nis_code", "status_activiteit")
+LAST_PULL = "last_pull"  # audit key: the statuses of an ended protocol's site were delivered
 
 
 @dataclass
@@ -32,6 +36,7 @@ class PullReport:
     outcomes: list[SiteOutcome] = field(default_factory=list)
     lines: list[tuple[str, str, str]] = field(default_factory=list)
     written: bool = False
+    pulled_sites: int = 0  # sites read (not refused for an earlier last pull)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -53,8 +58,11 @@ def pull_status(
     ]
     report = PullReport()
     found: dict[str, list[tuple[str, str, str]]] = {}
+    earlier = _last_pulls(run)
 
     def one_site(m: Municipality) -> SiteOutcome:
+        if m.protocol_ended(run.today):
+            _refuse_a_second_last_pull(m, earlier)
         keys = {row_key(secret, m.nis, d): d for nis, d in identities if nis == m.nis}
         outcome, lines = _pull_site(run, m, keys)
         found[m.id] = lines
@@ -62,10 +70,67 @@ def pull_status(
 
     report.outcomes = run.for_each_site(run.config.select(sites), one_site)
     report.lines = sorted(line for lines in found.values() for line in lines)
-    report.written = not any(o.error for o in report.outcomes)
+    refused = [o for o in report.outcomes if isinstance(o.error, LastPullDone)]
+    pulled = [o for o in report.outcomes if o not in refused]
+    report.pulled_sites = len(pulled)
+    report.written = bool(pulled) and not any(o.error for o in pulled)
     if report.written:  # a file without a failed site's statuses would read as "no status"
         write_csv_atomically(out, report.lines)
+        _record_last_pulls(run, report.outcomes)
     return report
+
+
+# -- after the protocol's end: the last pull, once (docs/protocol.md, art. 5, 8, 12) ----------
+
+
+def _last_pulls(run: Run) -> list[dict[str, Any]]:
+    """The trail's records of a last pull delivered after a protocol's end."""
+    return [
+        line
+        for line in audit.read(run.config.audit_log)
+        if line.get("command") == "pull-status" and line.get(LAST_PULL) is True
+    ]
+
+
+class LastPullDone(SafetyStop):
+    """The site's statuses were already delivered after its protocol's end. The other sites'
+    file is still written: this site's people are no longer shared, their last statuses are in
+    the earlier file."""
+
+
+def _refuse_a_second_last_pull(m: Municipality, earlier: list[dict[str, Any]]) -> None:
+    """After the end the statuses are collected a last time; once that pull delivered its file,
+    the site is not read again."""
+    after_end = [
+        line
+        for line in earlier
+        if line.get("site") == m.id and str(line.get("time", ""))[:10] > m.last_day.isoformat()
+    ]
+    if after_end:
+        first = after_end[0]
+        raise LastPullDone(
+            f"{m.id}: {ended_text(m)} and its last statuses were already pulled on "
+            f"{str(first['time'])[:10]} (audit line {first.get('seq')}); pull-status runs once "
+            "after the end",
+            hint=f"those statuses are in the file that run wrote; `agii-sync purge --site {m.id}` "
+            "is due (leave this site out of pull-status with --site)",
+        )
+
+
+def _record_last_pulls(run: Run, outcomes: list[SiteOutcome]) -> None:
+    """One audit line per ended site whose statuses the file just written holds."""
+    assert run.audit is not None
+    ended = {m.id for m in run.config.municipalities if m.protocol_ended(run.today)}
+    for outcome in outcomes:
+        pulled = outcome.fact(Pulled)
+        if outcome.site in ended and outcome.error is None and pulled is not None:
+            event = audit.audit_event(
+                actor=run.current_actor(),
+                command="pull-status",
+                site=outcome.site,
+                counts={"pulled": pulled.pulled},
+            )
+            run.audit.append(event | {LAST_PULL: True, "exit_code": int(ExitCode.OK)})
 
 
 def _pull_site(
