@@ -442,19 +442,96 @@ def test_critical_access_is_an_incident_with_a_deadline_and_the_dpos(
     with on(date(2025, 3, 1)):
         result = workspace.cli("--json", "access-check")
     assert result.exit_code == 5, result.output
-    incident = site_doc(result, SPL)["incident"]
+    (incident,) = site_doc(result, SPL)["incidents"]
     assert incident["detected"].startswith("2025-03-01") and incident["report_by"].startswith(
         "2025-03-03"
     )
+    assert incident["opened_by"] is None and not incident["overdue"]
     assert "dpo@spl.example" in result.stderr and "dpo@agii.example" in result.stderr
     assert "48 hours" in result.stderr
-    assert site_doc(result, MECHELEN)["incident"] is None
+    assert site_doc(result, MECHELEN)["incidents"] == []
     (line,) = [a for a in workspace.audit_lines() if a.get("event") == "incident"]
     assert (line["site"], line["codes"]) == (SPL, ["anonymous_link"])
     assert datetime.fromisoformat(line["report_by"]) - datetime.fromisoformat(line["detected"]) == (
         datetime(2025, 3, 3) - datetime(2025, 3, 1)
     )
     assert "dpo@" not in json.dumps(line)
+
+
+STAFF = {
+    "principal": {
+        "type": "user",
+        "title": "Staff",
+        "email": f"staff@{SPL}.be",
+        "login": f"i:0#.f|membership|staff@{SPL}.be",
+    },
+    "roles": ["Edit"],
+}
+EVERYONE = {
+    "principal": {
+        "type": "security_group",
+        "title": "Everyone except external users",
+        "login": "c:0-.f|rolemanager|spo-grid-all-users/tenant",
+    },
+    "roles": ["Read"],
+}
+ANONYMOUS = {"kind": "anonymous", "roles": ["Read"]}
+
+
+def access_check_on(ws: Workspace, day: date, assignments: list[Any], links: list[Any]) -> Any:
+    ws.grant_access(SPL, overwrite=True, role_assignments=assignments, sharing_links=links)
+    with on(day):
+        result = ws.cli("--json", "access-check", "--site", SPL)
+    return result, site_doc(result, SPL)["incidents"]
+
+
+@both_kinds
+def test_a_critical_finding_that_persists_keeps_its_incident_and_deadline(
+    workspace: Workspace,
+) -> None:
+    first, (opened,) = access_check_on(workspace, date(2025, 3, 1), [STAFF], [ANONYMOUS])
+    assert first.exit_code == 5 and opened["opened_by"] is None
+    (opening,) = [a for a in workspace.audit_lines() if a.get("event") == "incident"]
+
+    again, (same,) = access_check_on(workspace, date(2025, 3, 2), [STAFF], [ANONYMOUS])
+    assert again.exit_code == 5, again.output  # still a safety stop: it is not over
+    assert (same["detected"], same["report_by"]) == (opened["detected"], opened["report_by"])
+    assert same["opened_by"] == opening["seq"] and not same["overdue"]
+    assert f"still open since {opened['detected'][:16]}" in again.stderr
+    assert f"(audit line {opening['seq']})" in again.stderr
+    assert f"report it by {opened['report_by'][:16]}" in again.stderr
+
+    # two nights later: the deadline has passed; a second kind opens an incident of its own
+    later, incidents = access_check_on(workspace, date(2025, 3, 4), [STAFF, EVERYONE], [ANONYMOUS])
+    new, old = incidents
+    assert (new["codes"], new["opened_by"]) == (["everyone"], None)
+    assert new["report_by"].startswith("2025-03-06")
+    assert (old["codes"], old["opened_by"], old["overdue"]) == (
+        ["anonymous_link"],
+        opening["seq"],
+        True,
+    )
+    assert f"the 48 hours ran out at {opened['report_by'][:16]}" in later.stderr
+
+    # fixed, then back: a new incident with a new deadline
+    fixed, none = access_check_on(workspace, date(2025, 3, 5), [STAFF], [])
+    assert fixed.exit_code == 0 and none == []
+    back, (reopened,) = access_check_on(workspace, date(2025, 3, 9), [STAFF], [ANONYMOUS])
+    assert reopened["opened_by"] is None and reopened["report_by"].startswith("2025-03-11")
+
+    lines = workspace.audit_lines()
+    events = [(a["event"], a["codes"]) for a in lines if "event" in a]
+    assert events == [
+        ("incident", ["anonymous_link"]),
+        ("incident_persists", ["anonymous_link"]),
+        ("incident", ["everyone"]),
+        ("incident_persists", ["anonymous_link"]),
+        ("incident", ["anonymous_link"]),
+    ]
+    persists = [a for a in lines if a.get("event") == "incident_persists"]
+    assert {(a["incident"], a["report_by"]) for a in persists} == {
+        (opening["seq"], opening["report_by"])
+    }
 
 
 # -- art. 6: proof of the configuration --------------------------------------------------------

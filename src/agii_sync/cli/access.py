@@ -31,16 +31,16 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
 
     def work(state: State) -> ExitCode:
         from ..outcome import worst
-        from ..runs.access import access_check_site, incident_of, report_of
+        from ..runs.access import access_check, incidents_of, report_of
         from . import render
 
         config = state.config()
         run = state.run(config, "access-check")
-        outcomes = run.for_each_site(config.select(site), lambda m: access_check_site(run, m))
+        outcomes = access_check(run, config.select(site))
         code = worst(outcomes)
         if state.json_mode:
             sites = [
-                render.access_site_doc(o, report_of(o)) | render.incident_doc(incident_of(o))
+                render.access_site_doc(o, report_of(o)) | render.incident_doc(incidents_of(o))
                 for o in outcomes
             ]
             state.output.document(
@@ -49,7 +49,7 @@ def access_check(ctx: typer.Context, site: SiteOption = None) -> None:
         else:
             _show(state, outcomes)
         for o in outcomes:
-            render.incident(state.output, incident_of(o))
+            render.incident(state.output, incidents_of(o))
         return code
 
     execute(ctx, work)

@@ -512,30 +512,44 @@ def doctor_lines(out: Output, o: SiteOutcome, checks: list[Check]) -> None:
 # -- incidents (docs/protocol.md, art. 6) ------------------------------------------------------
 
 
-def incident_doc(incident: Incident | None) -> dict[str, Any]:
-    if incident is None:
-        return {"incident": None}
+def incident_doc(incidents: list[Incident]) -> dict[str, Any]:
     return {
-        "incident": {
-            "detected": incident.detected.isoformat(timespec="seconds"),
-            "report_by": incident.report_by.isoformat(timespec="seconds"),
-            "codes": list(incident.codes),
-            "notify": [{"who": who, "contact": contact} for who, contact in incident.notify],
-        }
+        "incidents": [
+            {
+                "detected": incident.detected.isoformat(timespec="seconds"),
+                "report_by": incident.report_by.isoformat(timespec="seconds"),
+                "codes": list(incident.codes),
+                "opened_by": incident.opened_by,  # audit line; None: opened by this run
+                "overdue": incident.overdue,
+                "notify": [{"who": who, "contact": contact} for who, contact in incident.notify],
+            }
+            for incident in incidents
+        ]
     }
 
 
-def incident(out: Output, incident: Incident | None) -> None:
+def incident(out: Output, incidents: list[Incident]) -> None:
     """On stderr, also with --json and -q: someone must act within 48 hours."""
-    if incident is None:
-        return
-    out.alert(
-        f"INCIDENT {incident.site}: critical access ({', '.join(incident.codes)}) detected "
-        f"{incident.detected.isoformat(timespec='minutes')}; stop it now and report it by "
-        f"{incident.report_by.isoformat(timespec='minutes')} (protocol art. 6: at once, at the "
-        "latest within 48 hours) to: "
-        + "; ".join(
-            f"{who} <{contact}>" if contact else f"{who} (not configured: set dpo in the config)"
-            for who, contact in incident.notify
+    for found in incidents:
+        detected = found.detected.isoformat(timespec="minutes")
+        report_by = found.report_by.isoformat(timespec="minutes")
+        when = (
+            f"detected {detected}"
+            if found.opened_by is None
+            else f"still open since {detected} (audit line {found.opened_by})"
         )
-    )
+        deadline = (
+            f"the 48 hours ran out at {report_by}: report it now"
+            if found.overdue
+            else f"report it by {report_by} (protocol art. 6: at once, at the latest within "
+            "48 hours)"
+        )
+        out.alert(
+            f"INCIDENT {found.site}: critical access ({', '.join(found.codes)}) {when}; stop it "
+            f"now and {deadline} to: "
+            + "; ".join(_contact(who, contact) for who, contact in found.notify)
+        )
+
+
+def _contact(who: str, contact: str | None) -> str:
+    return f"{who} <{contact}>" if contact else f"{who} (not configured: set dpo in the config)"
