@@ -351,6 +351,12 @@ def test_forget_then_push_shares_nothing_of_the_person(
     assert doc_of(result)["newly_listed"] is True
     again = workspace.cli("forget", people[1]["dossiernummer"].lower(), "--reason", "erasure")
     assert again.exit_code == 0 and "already on the list" in again.output
+    out = workspace.root / "terug.csv"  # before the next push: their status stays on the site
+    pulled = workspace.cli(
+        "--json", "pull-status", str(workspace.export(people)), "--out", str(out)
+    )
+    assert pulled.exit_code == 0 and site_doc(pulled, SPL)["suppressed"] == 1
+    assert people[1]["dossiernummer"] not in out.read_text()
 
     pushed = push(workspace, people)  # the export still holds the person
     assert doc_of(pushed)["export"]["suppressed"] == 1

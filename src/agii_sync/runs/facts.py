@@ -58,17 +58,20 @@ class Pushed(Facts):
 @dataclass(frozen=True)
 class Pulled(Facts):
     """Statuses passed on; rows that match no export row; Rij-IDs whose status is outside
-    the list (passed on as empty, never repeated)."""
+    the list (passed on as empty, never repeated); rows of people on the suppression list
+    (nothing of them passed on)."""
 
     pulled: int
     unmatched: int
     not_in_list_rows: list[str]
+    suppressed: int = 0
 
     def counts(self) -> dict[str, int]:
         return {
             "pulled": self.pulled,
             "unmatched": self.unmatched,
             "not_in_list": len(self.not_in_list_rows),
+            "suppressed": self.suppressed,
         }
 
     def listed(self) -> dict[str, list[str]]:

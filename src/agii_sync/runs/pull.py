@@ -1,7 +1,8 @@
 """``pull-status``: bring every site's ``Status activiteit`` back to AgII.
 
 Row keys are recomputed from the export, so the sites never hold a dossier number. Rows on a
-site that match no export row are counted, not guessed. Only a value of the list flows back
+site that match no export row are counted, not guessed; so are the rows of people on the
+suppression list (``forget``), whose status is not passed on either. Only a value of the list flows back
 (docs/protocol.md, art. 1): a cell holding anything else is passed on as an empty status and
 reported as ``not_in_list`` by its Rij-ID, never repeated.
 """
@@ -141,8 +142,12 @@ def _pull_site(
     rows = loaded.shared_rows if loaded else []
     outcome.audited_rows = len(rows)
     lines: list[tuple[str, str, str]] = []
-    unmatched, not_in_list = 0, []
+    unmatched, not_in_list, suppressed = 0, [], 0
+    withheld = run.suppressed(m)  # forgotten: nothing of them flows anywhere any more
     for row in rows:
+        if row.rij_id in withheld:
+            suppressed += 1
+            continue
         dossier = keys.get(row.rij_id)
         if dossier is None:
             unmatched += 1
@@ -152,7 +157,7 @@ def _pull_site(
             not_in_list.append(row.rij_id)
             status = ""
         lines.append((dossier, m.nis, status))
-    outcome.facts.append(Pulled(len(lines), unmatched, not_in_list))
+    outcome.facts.append(Pulled(len(lines), unmatched, not_in_list, suppressed))
     return outcome, lines
 
 
