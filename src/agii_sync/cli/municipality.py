@@ -198,8 +198,9 @@ def pull_status(
 ) -> None:
     """Collect 'Status activiteit' from every site back to AgII as CSV with dossiernummer,
     nis_code, status_activiteit. Row keys are recomputed from the export; rows on a site that
-    match no export row, and rows of people on the suppression list (forget), are counted. Only list values flow back: a status cell holding
-    anything else is written as an empty status and reported by Rij-ID (not_in_list, exit 1).
+    match no export row, and rows of people on the suppression list (forget), are counted.
+    Only list values flow back: a status cell holding anything else is written as an empty
+    status and reported by Rij-ID (not_in_list, exit 1).
     After a site's protocol has ended it runs once more for that site, a last collection
     before purge; a second time that site is refused (exit 5) and the other sites' file is
     still written."""

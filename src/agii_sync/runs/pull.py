@@ -2,9 +2,9 @@
 
 Row keys are recomputed from the export, so the sites never hold a dossier number. Rows on a
 site that match no export row are counted, not guessed; so are the rows of people on the
-suppression list (``forget``), whose status is not passed on either. Only a value of the list flows back
-(docs/protocol.md, art. 1): a cell holding anything else is passed on as an empty status and
-reported as ``not_in_list`` by its Rij-ID, never repeated.
+suppression list (``forget``), whose status is not passed on either. Only a value of the
+list flows back (docs/protocol.md, art. 1): a cell holding anything else is passed on as an
+empty status and reported as ``not_in_list`` by its Rij-ID, never repeated.
 """
 
 from __future__ import annotations
