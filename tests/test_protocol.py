@@ -278,7 +278,14 @@ def test_after_the_end_pull_status_runs_once_more_and_then_refuses(workspace: Wo
         )
     workspace.protocol[SPL] = {"start": "2024-01-01", "end": "2025-06-30"}
     first, second, third = (workspace.root / f"terug-{n}.csv" for n in (1, 2, 3))
+    mechelen = workspace.site(MECHELEN)
+    good = mechelen.read()
+    mechelen.write(b"not a workbook", good.etag)
 
+    with on(date(2025, 7, 1)):  # another site fails: no file, so this was not the last pull
+        failed = workspace.cli("pull-status", str(workspace.export(people)), "--out", str(first))
+    assert failed.exit_code == 5 and not first.exists(), failed.output
+    mechelen.write(good.content, mechelen.read().etag)
     with on(date(2025, 7, 2)):
         last = workspace.cli(
             "--json", "pull-status", str(workspace.export(people)), "--out", str(first)
