@@ -430,47 +430,6 @@ def _unzipped_versions(ws: Workspace, request: pytest.FixtureRequest, site: str)
 # -- art. 6: breach duty -----------------------------------------------------------------------
 
 
-@both_kinds
-def test_critical_access_is_an_incident_with_a_deadline_and_the_dpos(
-    workspace: Workspace,
-) -> None:
-    workspace.agii["dpo"] = "dpo@agii.example"
-    workspace.municipality_extra[SPL] = {"dpo": "dpo@spl.example"}
-    workspace.grant_access(
-        SPL,
-        overwrite=True,
-        role_assignments=[
-            {
-                "principal": {
-                    "type": "user",
-                    "title": "Staff",
-                    "email": f"staff@{SPL}.be",
-                    "login": f"i:0#.f|membership|staff@{SPL}.be",
-                },
-                "roles": ["Edit"],
-            }
-        ],
-        sharing_links=[{"kind": "anonymous", "roles": ["Read"]}],
-    )
-    with on(date(2025, 3, 1)):
-        result = workspace.cli("--json", "access-check")
-    assert result.exit_code == 5, result.output
-    (incident,) = site_doc(result, SPL)["incidents"]
-    assert incident["detected"].startswith("2025-03-01") and incident["report_by"].startswith(
-        "2025-03-03"
-    )
-    assert incident["opened_by"] is None and not incident["overdue"]
-    assert "dpo@spl.example" in result.stderr and "dpo@agii.example" in result.stderr
-    assert "48 hours" in result.stderr
-    assert site_doc(result, MECHELEN)["incidents"] == []
-    (line,) = [a for a in workspace.audit_lines() if a.get("event") == "incident"]
-    assert (line["site"], line["codes"]) == (SPL, ["anonymous_link"])
-    assert datetime.fromisoformat(line["report_by"]) - datetime.fromisoformat(line["detected"]) == (
-        datetime(2025, 3, 3) - datetime(2025, 3, 1)
-    )
-    assert "dpo@" not in json.dumps(line)
-
-
 STAFF = {
     "principal": {
         "type": "user",
@@ -489,6 +448,32 @@ EVERYONE = {
     "roles": ["Read"],
 }
 ANONYMOUS = {"kind": "anonymous", "roles": ["Read"]}
+
+
+@both_kinds
+def test_critical_access_is_an_incident_with_a_deadline_and_the_dpos(
+    workspace: Workspace,
+) -> None:
+    workspace.agii["dpo"] = "dpo@agii.example"
+    workspace.municipality_extra[SPL] = {"dpo": "dpo@spl.example"}
+    workspace.grant_access(SPL, overwrite=True, role_assignments=[STAFF], sharing_links=[ANONYMOUS])
+    with on(date(2025, 3, 1)):
+        result = workspace.cli("--json", "access-check")
+    assert result.exit_code == 5, result.output
+    (incident,) = site_doc(result, SPL)["incidents"]
+    assert incident["detected"].startswith("2025-03-01") and incident["report_by"].startswith(
+        "2025-03-03"
+    )
+    assert incident["opened_by"] is None and not incident["overdue"]
+    assert "dpo@spl.example" in result.stderr and "dpo@agii.example" in result.stderr
+    assert "48 hours" in result.stderr
+    assert site_doc(result, MECHELEN)["incidents"] == []
+    (line,) = [a for a in workspace.audit_lines() if a.get("event") == "incident"]
+    assert (line["site"], line["codes"]) == (SPL, ["anonymous_link"])
+    assert datetime.fromisoformat(line["report_by"]) - datetime.fromisoformat(line["detected"]) == (
+        datetime(2025, 3, 3) - datetime(2025, 3, 1)
+    )
+    assert "dpo@" not in json.dumps(line)
 
 
 def access_check_on(ws: Workspace, day: date, assignments: list[Any], links: list[Any]) -> Any:
