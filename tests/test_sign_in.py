@@ -215,15 +215,22 @@ def test_login_signs_in_says_who_and_later_runs_are_silent(
     runner = CliRunner()
     pushed = runner.invoke(app, ["--json", "push", str(tmp_path / "export.csv")])
     listed = runner.invoke(app, ["--json", "list", "--site", "sint-pieters-leeuw"])
-
     assert pushed.exit_code == 0, pushed.output
     assert listed.exit_code == 0 and json.loads(listed.stdout)["count"] == 3
-    assert "sign-in" not in pushed.stderr + listed.stderr  # from the token cache: no prompt
+    row_id = json.loads(listed.stdout)["people"][0]["Rij-ID"]
+    updated = runner.invoke(
+        app, ["status-update", "--site", "sint-pieters-leeuw", row_id, "Gecontacteerd"]
+    )
+
+    assert updated.exit_code == 0, updated.output
+    outputs = pushed.stderr + listed.stderr + updated.stderr
+    assert "sign-in" not in outputs  # from the token cache: no prompt
     assert len(identity_provider.flows) == 1
     assert audit_actors(tmp_path) == [
         ("config", "user:an.claes@gemeente.test"),
         ("push", "user:an.claes@gemeente.test"),
         ("list", "user:an.claes@gemeente.test"),
+        ("status-update", "user:an.claes@gemeente.test"),
     ]
     out = runner.invoke(app, ["--json", "logout"])
     assert "token cache" in json.loads(out.stdout)["removed"] and not cache.exists()
