@@ -20,7 +20,7 @@ from . import interrupt
 from .audit import AuditTrail, AuditUnwritable, current_actor, trail_for
 from .conditional_update import ConditionalUpdate, Guard, PlanMaker, UpdateShape
 from .config import Config, DeleteLimit, Municipality
-from .domain.check import Finding, check_rows
+from .domain.check import Finding, check_rows, key_findings
 from .domain.plan import Plan, Reason, Withheld
 from .errors import (
     AgiiError,
@@ -230,7 +230,7 @@ def refuse_unwritable(loaded: workbook.LoadedWorkbook | None, today: date) -> No
             hint="remove it in Excel (or run `agii-sync check`), then run again; "
             "nothing was written",
         )
-    for finding in check_rows(loaded.rows, today):
+    for finding in key_findings(loaded.rows):
         if finding.code in UNWRITABLE:
             raise LayoutError(
                 f"row {finding.row}, column {finding.column!r}: {finding.message}",

@@ -36,7 +36,9 @@ class StatusMemory:
 
     def replace(self, site: str, rows: Iterable[SharedRow]) -> None:
         """The workbook now holds exactly ``rows`` (after a push)."""
-        self._write(site, {r.rij_id: _kept(r.status_activiteit) for r in rows})
+        statuses = {r.rij_id: _kept(r.status_activiteit) for r in rows}
+        if not self._path(site).exists() or statuses != self.read(site):  # else no change
+            self._write(site, statuses)
 
     def merge(self, site: str, rows: Iterable[SharedRow], removed: Iterable[str]) -> None:
         """Statuses of ``rows`` updated, ``removed`` forgotten; others kept (after a

@@ -38,7 +38,15 @@ def check_rows(rows: Iterable[SheetRow], today: date) -> list[Finding]:
     return findings
 
 
-def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Finding]:
+def key_findings(rows: Iterable[SheetRow]) -> list[Finding]:
+    """Only the findings that stop a write (formulas, missing or doubled Rij-IDs): what a
+    command that writes must look at, without the rest of ``check``."""
+    rows = list(rows)
+    counts = Counter(r.row.rij_id for r in rows)
+    return [finding for item in rows for finding in _key_findings(item, counts)]
+
+
+def _key_findings(item: SheetRow, counts: Counter[str]) -> Iterable[Finding]:
     row, n = item.row, item.sheet_row
     for column in item.formula_columns:
         yield Finding(n, column, "formula", "a formula in a managed column")
@@ -48,6 +56,11 @@ def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Fi
         )
     elif counts[row.rij_id] > 1:
         yield Finding(n, "Rij-ID", "duplicate_row_id", "this Rij-ID appears more than once")
+
+
+def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Finding]:
+    row, n = item.row, item.sheet_row
+    yield from _key_findings(item, counts)
     for column, value in (("Naam", row.naam), ("Voornaam", row.voornaam), ("Adres", row.adres)):
         if not value:
             yield Finding(n, column, "missing_value", "empty")

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -365,18 +365,24 @@ def parse_attest_cell(value: object) -> date:
     return _from_excel_serial(int(value))
 
 
+def _repeated(parser: Callable[[str], object]) -> Callable[[str], object]:
+    """A parser of a column whose values repeat from row to row (codes, dates): each distinct
+    text is parsed once. A rejected text raises again each time (exceptions are not kept)."""
+    return lru_cache(maxsize=4096)(parser)
+
+
 PARSERS: dict[str, Callable[[str], object]] = {
     "dossiernummer": parse_dossier,
-    "nis_code": parse_nis,
-    "postcode": parse_postcode,
+    "nis_code": _repeated(parse_nis),
+    "postcode": _repeated(parse_postcode),
     "bus": parse_bus,
     "telefoon": parse_phone,
     "email": parse_email,
-    "contacttaal": parse_language,
-    "niveau_nederlands": parse_dutch_level,
-    "status_mo": parse_status_mo,
-    "interesses": parse_interests,
-    "attest_datum": parse_attest_text,
+    "contacttaal": _repeated(parse_language),
+    "niveau_nederlands": _repeated(parse_dutch_level),
+    "status_mo": _repeated(parse_status_mo),
+    "interesses": _repeated(parse_interests),
+    "attest_datum": _repeated(parse_attest_text),
 }
 EMPTY_VALUES: dict[str, object] = {
     "niveau_nederlands": DUTCH_UNKNOWN,
@@ -405,6 +411,7 @@ def language_code(text: str) -> str | None:
     return _codes_by_name(dutch=True).get(key) or _codes_by_name(dutch=False).get(key)
 
 
+@lru_cache(maxsize=1024)  # a few dozen languages over thousands of rows
 def language_display(code: str) -> str:
     """``Arabisch (ARA)``: the Dutch name (English when there is no Dutch one) and code."""
     return f"{_dutch_name(code)} ({code.upper()})"

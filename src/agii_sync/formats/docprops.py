@@ -16,6 +16,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml.ElementTree import fromstring
 
+from . import zipcopy
+
 CUSTOM_NS = "http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"
 VT_NS = "http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"
 REL_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties"
@@ -53,7 +55,7 @@ def set_property(content: bytes, name: str, value: str) -> bytes:
         new_parts = {part: _xml(root)}
         if not has_part:
             new_parts.update(_register(archive, part))
-        return _copy_with(archive, new_parts)
+        return zipcopy.rebuild(content, archive, new_parts)
 
 
 def _open(content: bytes) -> zipfile.ZipFile:
@@ -155,16 +157,3 @@ def _element(element: ET.Element, prefixes: dict[str, str], declarations: str = 
 
 def _namespace(tag: str) -> str:
     return tag[1:].partition("}")[0] if tag.startswith("{") else ""
-
-
-def _copy_with(archive: zipfile.ZipFile, replaced: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in archive.infolist():
-            if info.filename in replaced:
-                target.writestr(info, replaced.pop(info.filename))
-            else:
-                target.writestr(info, archive.read(info))
-        for name, data in replaced.items():
-            target.writestr(name, data)
-    return out.getvalue()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 
 MiB = 1024 * 1024
@@ -83,13 +84,10 @@ def _scan(
             if not counted:
                 continue
             text = carry + chunk
-            for found in ROW_OR_CELL.finditer(text):
-                if found[1] == b"row":
-                    rows += 1
-                elif found[1] == b"c":
-                    counts.cells += 1
-                else:
-                    counts.shared_strings += 1
+            found = Counter(ROW_OR_CELL.findall(text))  # counted in C, not match by match
+            rows += found[b"row"]
+            counts.cells += found[b"c"]
+            counts.shared_strings += found[b"si"]
             last = text.rfind(b"<")
             carry = text[last:] if last >= 0 and len(text) - last <= CARRY_MAX else b""
             if rows > MAX_ROWS_PER_SHEET:

@@ -9,7 +9,6 @@ documented in ECMA-376 Part 1 (SpreadsheetML) and the package layout in ECMA-376
 
 from __future__ import annotations
 
-import copy
 import io
 import posixpath
 import re
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, LayoutError
+from . import zipcopy
 from .zipguard import refuse_zip_bomb
 
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -76,12 +76,14 @@ class Package:
     """The parts of an .xlsx, read lazily from the zip."""
 
     content: bytes
+    ours: bool = False  # made by this run from a package already inspected: not inspected again
     _zip: zipfile.ZipFile = field(init=False, repr=False)
     _cache: dict[str, bytes] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         try:
-            refuse_zip_bomb(Path("the workbook on the site"), self.content)
+            if not self.ours:
+                refuse_zip_bomb(Path("the workbook on the site"), self.content)
             self._zip = zipfile.ZipFile(io.BytesIO(self.content))
         except InputError as error:
             raise LayoutError(error.message) from None
@@ -103,6 +105,16 @@ class Package:
             except (KeyError, zipfile.BadZipFile, OSError, EOFError):
                 raise LayoutError(f"the workbook's part {name} is missing or damaged") from None
         return self._cache[name]
+
+    def same_bytes(self, name: str, other: Package) -> bool:
+        """Whether part ``name`` is stored with the same compressed bytes in ``other``
+        (proof of the same content without unpacking; False: not proven)."""
+        try:
+            return zipcopy.same_member(
+                self.content, self._zip.getinfo(name), other.content, other._zip.getinfo(name)
+            )
+        except (KeyError, zipfile.BadZipFile):
+            return False
 
     def _main_part(self) -> str:
         for rel in self.relationships("").values():
@@ -153,15 +165,10 @@ class Package:
     def rebuild(self, replaced: dict[str, bytes]) -> bytes:
         """The package with the parts in ``replaced`` (new or changed) and every other part
         as it was, in the same order with the same entry settings."""
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w") as target:
-            for info in self._zip.infolist():
-                data = replaced.get(info.filename)
-                target.writestr(copy.copy(info), self.read(info.filename) if data is None else data)
-            for name, data in replaced.items():
-                if name not in self.names:
-                    target.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
-        return out.getvalue()
+        try:
+            return zipcopy.rebuild(self.content, self._zip, replaced)
+        except (zipfile.BadZipFile, OSError, EOFError):
+            raise LayoutError("the workbook on the site cannot be read as XLSX (damaged)") from None
 
 
 def _resolve(folder: str, target: str) -> str:

@@ -116,7 +116,8 @@ def push(
                 }
                 drop.update(run.suppressed(m))
                 records = prepared.routing.by_site.get(m.id, [])
-                return Wanted([_shared_row(run, secret, m, r) for r in records], rejected, drop)
+                shared = _shared_row_maker(run, secret, m)
+                return Wanted([shared(r) for r in records], rejected, drop)
 
             return push_site(run, m, desired, limit=limit)
 
@@ -231,14 +232,23 @@ def _problem_order(problem: Problem) -> tuple[int, str]:
     return (problem.line or 0, problem.column or "")
 
 
-def _shared_row(run: Run, secret: bytes, m: Municipality, record: ExportRecord) -> SharedRow:
-    return to_shared_row(
-        record,
-        row_id=row_key(secret, m.nis, record.dossiernummer),
-        retention_months=run.config.retention_months(m),
-        last_day=m.last_day,
-        without_attest=keep_without_attest(run, m),
-    )
+def _shared_row_maker(
+    run: Run, secret: bytes, m: Municipality
+) -> Callable[[ExportRecord], SharedRow]:
+    """The site's row of an export record (what is the same for every row, worked out once)."""
+    retention_months = run.config.retention_months(m)
+    without_attest = keep_without_attest(run, m)
+
+    def shared_row(record: ExportRecord) -> SharedRow:
+        return to_shared_row(
+            record,
+            row_id=row_key(secret, m.nis, record.dossiernummer),
+            retention_months=retention_months,
+            last_day=m.last_day,
+            without_attest=without_attest,
+        )
+
+    return shared_row
 
 
 def keep_without_attest(run: Run, m: Municipality) -> date:
