@@ -322,3 +322,64 @@ def test_the_status_only_read_agrees_with_the_full_read(
 
         assert seen(narrow.rows) == seen(full.rows)
         assert narrow.rows[0].row.naam == ""  # the narrow read really skipped the rest
+
+
+def _as_openpyxl_reads(content: bytes) -> list[object]:
+    """Everything of the data sheet a reader sees: layout, protection, drop-down, each cell's
+    value, type, number format, lock and font (an empty cell's type aside)."""
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    sheet = book["Inburgeraars"]
+    seen: list[object] = [
+        book.sheetnames,
+        sheet.auto_filter.ref,
+        sheet.freeze_panes,
+        (sheet.protection.sheet, sheet.protection.autoFilter, sheet.protection.sort),
+        [(str(v.sqref), v.formula1, v.errorStyle) for v in sheet.data_validations.dataValidation],
+        sorted((k, d.width) for k, d in sheet.column_dimensions.items()),
+        [(p.name, p.value) for p in book.custom_doc_props.props],
+    ]
+    for row in sheet.iter_rows():
+        seen.append(
+            [
+                (c.value, c.data_type if c.value is not None else None, c.number_format)
+                + (c.protection.locked, c.font.b)
+                for c in row
+            ]
+        )
+    return seen
+
+
+def test_a_new_workbook_is_what_openpyxl_would_write(tmp_path: Path) -> None:
+    """A new workbook is the template (openpyxl) with its rows appended by the editor: a
+    reader sees exactly what openpyxl writing every cell gives, formula-like text stays text."""
+    from datetime import date
+
+    from agii_sync.domain.row import SharedRow
+    from agii_sync.formats import workbook
+
+    rows = [
+        SharedRow(
+            rij_id=f"ABCDE-{n:05d}",
+            naam="=HYPERLINK(1)" if n == 3 else f"Naam {n} & <x>",
+            voornaam="Voornaam",
+            adres=f"Straat {n}",
+            postcode="2800",
+            gemeente="Mechelen",
+            telefoon="+32 470 00 00 00",
+            email="a@voorbeeld.be",
+            contacttaal="Arabisch (ARA)",
+            niveau_nederlands="A2",
+            status_mo="Lopend",
+            interesses="Buddy",
+            bewaren_tot=date(2027, 1, n % 28 + 1) if n % 2 else None,
+            status_activiteit="",
+        )
+        for n in range(1, 41)
+    ]
+    made = dict(retention_months=6, key_check="KEYCK-00000")
+    edited = workbook.create_workbook("Inburgeraars", rows, **made)  # type: ignore[arg-type]
+    by_openpyxl = workbook._openpyxl_workbook("Inburgeraars", rows, **made)  # type: ignore[arg-type]
+    assert _as_openpyxl_reads(edited) == _as_openpyxl_reads(by_openpyxl)
+    assert len(_as_openpyxl_reads(edited)) == 7 + 41
+    read = libreoffice_reads(edited, tmp_path)
+    assert read[0][0] == "Rij-ID" and read[3][1] == "=HYPERLINK(1)" and len(read) == 41

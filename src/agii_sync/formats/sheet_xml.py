@@ -369,6 +369,10 @@ class RowMap:
         if first > last:
             return None
         end = MAX_ROW if bottom >= MAX_ROW else self.position(last)
+        if bottom >= MAX_ROW and first == self.inserted_after + 1:
+            # Down to the sheet's end from just below the data (the drop-down of a sheet with
+            # no data rows yet): the new rows are appended into it, not above it.
+            return first - bisect_left(self.removed, first), end
         return self.position(first), end
 
 

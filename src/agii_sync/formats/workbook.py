@@ -93,10 +93,27 @@ def create_workbook(
     retention_months: int,
     key_check: str | None = None,
 ) -> bytes:
-    """A new workbook from the template holding ``rows``, streamed (write-only mode).
-    ``retention_months`` is what the Toelichting tells the municipality; ``key_check`` marks
-    the row-key secret the Rij-IDs were made with."""
+    """A new workbook from the template holding ``rows``: the template is made by openpyxl
+    with no rows, the rows are appended by the zip-level editor (as a push appends new people,
+    many times faster than openpyxl writes cells). ``retention_months`` is what the Toelichting
+    tells the municipality; ``key_check`` marks the row-key secret the Rij-IDs were made with."""
+    template = _template(sheet_name, retention_months=retention_months, key_check=key_check)
     rows = list(rows)
+    if not rows:
+        return template
+    return apply_rows(template, sheet_name, {}, rows).content
+
+
+def _template(sheet_name: str, *, retention_months: int, key_check: str | None) -> bytes:
+    return _openpyxl_workbook(
+        sheet_name, [], retention_months=retention_months, key_check=key_check
+    )
+
+
+def _openpyxl_workbook(
+    sheet_name: str, rows: list[SharedRow], *, retention_months: int, key_check: str | None
+) -> bytes:
+    """The template holding ``rows``, written by openpyxl (write-only mode)."""
     book = Workbook(write_only=True)
     _set_key_check(book, key_check)
     sheet = book.create_sheet(sheet_name)
