@@ -43,6 +43,7 @@ GOALS = {
     "status-update, 500 rows": 0.15,
 }
 STATUSES = ("Gecontacteerd", "Activiteit gestart")
+RSS_GOAL_MB = 300
 
 
 def timed(action) -> float:  # type: ignore[no-untyped-def]
@@ -117,7 +118,7 @@ def spread(values: list[float], unit: str = "") -> str:
     return f"{statistics.median(values):6.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
 
 
-def peak_rss(config: Path, *args: str) -> tuple[float, float]:
+def peak_rss(config: Path, *args: str) -> tuple[float, float, float]:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", MEASURED_CLI, "--config", str(config), "-q", *args],
@@ -128,7 +129,7 @@ def peak_rss(config: Path, *args: str) -> tuple[float, float]:
     took = time.perf_counter() - started
     line = next(x for x in done.stderr.splitlines() if x.startswith("PEAK_RSS_KB"))
     own, child = (int(v) / 1024 for v in line.split()[1:])
-    return took, own + child
+    return took, own, child
 
 
 def scale(people: int) -> None:
@@ -146,8 +147,12 @@ def scale(people: int) -> None:
             ("push, nothing changed", "e0.csv"),
             ("push, 1 % changed", "e1.csv"),
         ):
-            took, mb = peak_rss(config, "push", str(root / export))
-            print(f"{people} people, {label:<24} {took:7.1f} s  peak RSS (tree) {mb:6.0f} MB")
+            took, own, child = peak_rss(config, "push", str(root / export))
+            met = "met" if own + child <= RSS_GOAL_MB else "NOT met"
+            print(
+                f"{people} people, {label:<24} {took:7.1f} s  peak RSS (tree) {own + child:6.0f} MB"
+                f" (CLI {own:.0f} + largest child {child:.0f})  goal <= {RSS_GOAL_MB} {met}"
+            )
 
 
 def main() -> int:

@@ -443,6 +443,7 @@ def interest_code(token: str) -> int | None:
     return _INTEREST_BY_LABEL.get(" ".join(token.split()).casefold())
 
 
+@lru_cache(maxsize=1024)  # a few hundred combinations over thousands of rows
 def interests_display(codes: tuple[int, ...]) -> str:
     if not codes:
         return NO_INTEREST

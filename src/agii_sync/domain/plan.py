@@ -122,7 +122,7 @@ def plan_push(
             plan.rows.append(row)
             plan.unchanged += 1
         else:
-            merged = new.model_copy(update={"status_activiteit": row.status_activiteit})
+            merged = _with_status(new, row.status_activiteit)
             columns = changed_columns(row, merged)
             if columns:
                 plan.changes.append(Change(row.rij_id, "updated", columns))
@@ -139,6 +139,13 @@ def plan_push(
             plan.rows.append(row)
             plan.changes.append(Change(row_id, "added"))
     return plan
+
+
+def _with_status(row: SharedRow, status: str) -> SharedRow:
+    """``row`` with ``status`` (the row itself when it has it: no copy of thousands of rows)."""
+    if row.status_activiteit == status:
+        return row
+    return row.model_copy(update={"status_activiteit": status})
 
 
 def plan_purge(

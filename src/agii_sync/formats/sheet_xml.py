@@ -15,7 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 from ..errors import LayoutError
@@ -106,6 +106,7 @@ class Cell(NamedTuple):
 
 
 NO_SPAN = (0, 0)
+STRETCH = 256 * 1024  # bytes of sheet data matched at a time
 # A cell as Excel, LibreOffice and openpyxl write almost all of them: r, s, t in this order and
 # a plain value or inline string. The whole sheet is matched in one pass when every cell fits.
 FAST_CELL = re.compile(
@@ -146,11 +147,13 @@ class SheetScan:
             found.end() if found.group(1) == b"/>" else xml.index(b"</sheetData>", found.end())
         )
 
-    def rows(self) -> Iterator[Row]:
-        """The ``<row>`` elements (a row's attributes never hold ``>``: Excel-compatible
-        writers escape it, and none of the row attributes is text)."""
-        xml, number = self.xml, 0
-        start = xml.find(b"<row", self.data_start, self.data_end)
+    def rows(self, begin: int = 0, stop: int = 0, number: int = 0) -> Iterator[Row]:
+        """The ``<row>`` elements, of the whole sheet data or of ``begin:stop`` (after row
+        ``number``); a row's attributes never hold ``>``: Excel-compatible writers escape it,
+        and none of the row attributes is text."""
+        xml = self.xml
+        data_end = stop or self.data_end
+        start = xml.find(b"<row", begin or self.data_start, data_end)
         while start >= 0:
             tag_end = xml.index(b">", start) + 1
             found = R_ATTR.search(xml, start, tag_end)
@@ -162,7 +165,7 @@ class SheetScan:
                 close = xml.index(b"</row>", tag_end)
                 end = close + len(b"</row>")
                 yield Row(number, start, end, (tag_end, close))
-            start = xml.find(b"<row", end, self.data_end)
+            start = xml.find(b"<row", end, data_end)
 
     def columns_only(self, columns: tuple[bytes, ...]) -> dict[int, dict[bytes, Cell]] | None:
         """The cells of a few columns (by letter) of every row that holds a value, without
@@ -192,10 +195,12 @@ class SheetScan:
             return Cell(_column(letters), text, False, "s" if text else "", None, NO_SPAN)
         return self._fast(letters, style, kind, value)
 
-    def row_numbered(self, number: int) -> Row | None:
+    def row_numbered(self, number: int, after: int = 0) -> Row | None:
         """The ``<row>`` element with this number, found by its ``r`` attribute written
-        first (as Excel-compatible writers do); None if it is not found that way."""
-        start = self.xml.find(b'<row r="%d"' % number, self.data_start, self.data_end)
+        first (as Excel-compatible writers do), at or after offset ``after`` (rows come in
+        ascending order: the end of an earlier row found); None if it is not found that way."""
+        begin = max(after, self.data_start)
+        start = self.xml.find(b'<row r="%d"' % number, begin, self.data_end)
         if start < 0:
             return None
         tag_end = self.xml.index(b">", start) + 1
@@ -205,14 +210,30 @@ class SheetScan:
         return Row(number, start, close + len(b"</row>"), (tag_end, close))
 
     def row_cells(self) -> Iterator[tuple[int, list[Cell]]]:
-        """Every row's number and cells, in one regex pass when every cell has the common
-        shape (the usual case), else row by row."""
-        data = self.xml[self.data_start : self.data_end]
-        found = FAST_CELL.findall(data)
-        if len(found) != len(ANY_CELL_START.findall(data)):
-            for row in self.rows():
-                yield row.number, self.cells(row)
-            return
+        """Every row's number and cells: a stretch of rows at a time (a few hundred KB, so
+        the matches of a big sheet are never all held at once), in one regex pass when every
+        cell of the stretch has the common shape (the usual case), else row by row."""
+        number = 0
+        for start, end in self._stretches():
+            found = FAST_CELL.findall(self.xml, start, end)
+            if len(found) == len(ANY_CELL_START.findall(self.xml, start, end)):
+                for number, cells in self._fast_rows(found):
+                    yield number, cells
+            else:
+                for row in self.rows(start, end, number):
+                    number = row.number
+                    yield number, self.cells(row)
+
+    def _stretches(self) -> Iterator[tuple[int, int]]:
+        """The sheet data cut after a ``</row>`` about every STRETCH bytes."""
+        start = self.data_start
+        while start < self.data_end:
+            cut = self.xml.find(b"</row>", min(start + STRETCH, self.data_end), self.data_end)
+            end = self.data_end if cut < 0 else cut + len(b"</row>")
+            yield start, end
+            start = end
+
+    def _fast_rows(self, found: list[tuple[bytes, ...]]) -> Iterator[tuple[int, list[Cell]]]:
         number, cells = 0, list[Cell]()
         strings = self.strings
         for letters, row, style, kind, value, inline in found:
@@ -292,16 +313,19 @@ class SheetScan:
         return Cell(column, number, False, "n", style, span)
 
     def _date(self, serial: float) -> datetime | float:
-        from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+        return _excel_date(serial, self.epoch1904)
 
-        epoch = CALENDAR_MAC_1904 if self.epoch1904 else CALENDAR_WINDOWS_1900
-        try:
-            value = from_excel(serial, epoch)
-        except (OverflowError, ValueError):
-            return serial
-        return (
-            value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())
-        )
+
+@lru_cache(maxsize=4096)  # a sheet's dates repeat (Bewaren tot is an end of month)
+def _excel_date(serial: float, epoch1904: bool) -> datetime | float:
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+
+    epoch = CALENDAR_MAC_1904 if epoch1904 else CALENDAR_WINDOWS_1900
+    try:
+        value = from_excel(serial, epoch)
+    except (OverflowError, ValueError):
+        return serial
+    return value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())
 
 
 # -- writing -----------------------------------------------------------------------------

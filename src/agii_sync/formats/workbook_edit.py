@@ -187,8 +187,9 @@ def _edit_sheet(
     out.append(xml[cursor : scan.data_end])
     tail = _move_sheet_anchors(edit, xml[scan.data_end :], rows_map, rows_map.new_last)
     tail = _keep_protection_and_drop_down(tail)
-    head = _dimension(b"".join(out), biggest)
-    return head + tail, None if rows_map.identity else rows_map
+    out[0] = _dimension(out[0], biggest)  # the part before <sheetData> holds it
+    out.append(tail)
+    return b"".join(out), None if rows_map.identity else rows_map
 
 
 def _edit_in_place(
@@ -208,7 +209,7 @@ def _edit_in_place(
     scan, xml = edit.scan, edit.scan.xml
     out, cursor = [], 0
     for number, row in changed:
-        element = scan.row_numbered(number)
+        element = scan.row_numbered(number, after=cursor)
         if element is None or element.inner is None:
             return None
         out += [

@@ -101,7 +101,14 @@ def push(
             return PushReport(export.prepared().summary, blocked_by_strict=True)
 
         def one_site(m: Municipality) -> SiteOutcome:
+            made: list[Wanted] = []  # once per site, whatever the attempts
+
             def desired() -> Wanted:
+                if not made:
+                    made.append(site_rows())
+                return made[0]
+
+            def site_rows() -> Wanted:
                 prepared = export.prepared()
                 rejected = rejections.for_site(
                     prepared.rejected,
@@ -115,7 +122,8 @@ def push(
                     if nis is None or nis == m.nis  # None: a rejected row, on any site
                 }
                 drop.update(run.suppressed(m))
-                records = prepared.routing.by_site.get(m.id, [])
+                # The records become the site's rows: not kept beside them (memory).
+                records = prepared.routing.by_site.pop(m.id, [])
                 shared = _shared_row_maker(run, secret, m)
                 return Wanted([shared(r) for r in records], rejected, drop)
 
@@ -218,14 +226,18 @@ def prepare_export(path: Path, config: Config) -> PreparedExport:
 
 
 BACKGROUND_FROM_BYTES = 64 * 1024  # about 400 rows: some 0.3 s of validation
+# Past about 25,000 rows the worker's copy of the records (and its own interpreter) costs more
+# memory than the overlap saves time: the export is then read here, before the workbooks.
+BACKGROUND_UP_TO_BYTES = 4 * 1024 * 1024
 
 
 def _worth_a_process(path: Path) -> bool:
     try:
-        big = path.stat().st_size >= BACKGROUND_FROM_BYTES
+        size = path.stat().st_size
     except OSError:
         return False  # read_export will say what is wrong
-    return big and usable_cores() > 1 and can_start_workers()
+    fits = BACKGROUND_FROM_BYTES <= size <= BACKGROUND_UP_TO_BYTES
+    return fits and usable_cores() > 1 and can_start_workers()
 
 
 def _problem_order(problem: Problem) -> tuple[int, str]:
