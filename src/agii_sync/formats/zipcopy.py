@@ -50,7 +50,6 @@ def _write_compressed(target: zipfile.ZipFile, info: zipfile.ZipInfo, data: byte
     target.start_dir = fp.tell()
     target.filelist.append(member)
     target.NameToInfo[member.filename] = member
-    target._didModify = True  # noqa: SLF001 - what writestr sets: write the central directory
 
 
 def rebuild(content: bytes, source: zipfile.ZipFile, replaced: dict[str, bytes]) -> bytes:
