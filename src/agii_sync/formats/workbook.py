@@ -1,8 +1,9 @@
 """The shared workbook (docs/workbook.md): create it, read it into rows, write rows back.
 
-A new workbook is made from the template with openpyxl. A workbook read from a site is read
-with a streamed scan of the data sheet's XML and written back by editing that sheet in place
-(``workbook_edit``): everything else the municipality did stays as it is. Only a workbook that
+A new workbook is the template made with openpyxl, its rows appended by the zip-level editor.
+A workbook read from a site is read with a streamed scan of the data sheet's XML and written
+back by editing that sheet in place (``workbook_edit``): everything else the municipality did
+stays as it is. Only a workbook that
 lost its ``Toelichting`` sheet is rebuilt with openpyxl, to restore that sheet.
 """
 
