@@ -587,3 +587,32 @@ def test_protocol_doc_links_every_test_it_names() -> None:
     assert len(named) >= 9
     for path, name in named:
         assert f"def {name}(" in (root / path).read_text(encoding="utf-8"), (path, name)
+
+
+@both_kinds
+def test_a_list_status_in_another_case_flows_back_as_the_list_spells_it(
+    workspace: Workspace,
+) -> None:
+    """Excel's list validation accepts 'gecontacteerd' for 'Gecontacteerd': it is a list
+    value, not free text, so pull-status passes it on and neither push nor check flags it."""
+    people = [person(n, 0) for n in range(1, 3)]
+    push(workspace, people)
+    target = ids_by_name(workspace, SPL)["Naamx0002q"]
+    workspace.set_status_by_hand(SPL, target, "gecontacteerd")
+    out = workspace.root / "terug.csv"
+
+    pulled = workspace.cli(
+        "--json", "pull-status", str(workspace.export(people)), "--out", str(out)
+    )
+    assert pulled.exit_code == 0, pulled.output
+    assert site_doc(pulled, SPL)["not_in_list"] == 0
+    lines = {r["dossiernummer"]: r["status_activiteit"] for r in csv.DictReader(out.open())}
+    assert lines == {"A7000001": "", "A7000002": "Gecontacteerd"}
+
+    pushed = push(workspace, people)
+    assert "not_in_list_rows" not in site_doc(pushed, SPL)
+    assert {r["Rij-ID"]: r["Status activiteit"] for r in workspace.rows(SPL)}[target] == (
+        "gecontacteerd"  # kept as typed
+    )
+    checked = workspace.cli("--json", "check", "--site", SPL)
+    assert checked.exit_code == 0, checked.output

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .atomic import write_atomically
-from .domain.codes import ACTIVITY_STATUSES
+from .domain.codes import listed_status
 from .domain.row import SharedRow
 
 
@@ -56,4 +56,4 @@ class StatusMemory:
 
 
 def _kept(status: str) -> str:
-    return status if status in ACTIVITY_STATUSES else ""
+    return listed_status(status) or ""

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from .codes import ACTIVITY_STATUSES, CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, NO_INTEREST, StatusMO
+from .codes import CEFR_LEVELS, DUTCH_UNKNOWN, INTERESTS, NO_INTEREST, StatusMO, listed_status
 from .plan import past_retention
 from .row import SheetRow, is_row_id
 
@@ -75,7 +75,7 @@ def _check_row(item: SheetRow, today: date, counts: Counter[str]) -> Iterable[Fi
             "status_not_text",
             f"typed as a {item.status_typed}, not text (kept as typed)",
         )
-    if row.status_activiteit and row.status_activiteit not in ACTIVITY_STATUSES:
+    if row.status_activiteit and listed_status(row.status_activiteit) is None:
         yield Finding(n, "Status activiteit", "unknown_status", "not in the list (kept as typed)")
     if row.status_mo not in MO_STATUSES:
         yield Finding(n, "Status MO", "invalid_code", "not in the MO status list")

@@ -47,6 +47,14 @@ class ActivityStatus(StrEnum):
 
 
 ACTIVITY_STATUSES: tuple[str, ...] = tuple(s.value for s in ActivityStatus)
+_LISTED = {status.casefold(): status for status in ACTIVITY_STATUSES}
+
+
+def listed_status(text: str) -> str | None:
+    """The list value ``text`` is, in any letter case, or None. Excel's own list validation
+    accepts a status typed in another case (``gecontacteerd``), so it is the list value, not
+    free text: passed on as the list spells it (docs/workbook.md)."""
+    return _LISTED.get(" ".join(text.split()).casefold())
 
 # A text cell starting with one of these would be read as a formula by a spreadsheet
 # (docs/workbook.md): always stored as text, and an export value like that is warned about.

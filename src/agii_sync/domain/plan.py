@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from .codes import ACTIVITY_STATUSES
+from .codes import listed_status
 from .row import SharedRow
 
 Reason = Literal[
@@ -193,7 +193,7 @@ def plan_status(current: Iterable[SharedRow], edits: dict[str, str]) -> Plan:
 def _shown(status: str) -> str:
     """A status as reports may show it: a hand-typed text outside the list could say anything
     about a person, so it is never repeated."""
-    return status if status in ACTIVITY_STATUSES or not status else OFF_LIST
+    return (listed_status(status) or OFF_LIST) if status else status
 
 
 def changed_columns(old: SharedRow, new: SharedRow) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from .. import audit
 from ..atomic import refuse_overwrite, write_atomically
 from ..auth import rowkey_secret
 from ..config import Municipality
-from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.codes import listed_status
 from ..domain.routing import Scope
 from ..domain.rowkey import key_check, row_key
 from ..engine import Run, refuse_another_secret
@@ -152,10 +152,9 @@ def _pull_site(
         if dossier is None:
             unmatched += 1
             continue
-        status = row.status_activiteit
-        if status and status not in ACTIVITY_STATUSES:
+        status = listed_status(row.status_activiteit) or ""
+        if row.status_activiteit and not status:
             not_in_list.append(row.rij_id)
-            status = ""
         lines.append((dossier, m.nis, status))
     outcome.facts.append(Pulled(len(lines), unmatched, not_in_list, suppressed))
     return outcome, lines

@@ -21,7 +21,7 @@ from ..auth import rowkey_secret
 from ..conditional_update import PUSH
 from ..config import Config, DeleteLimit, Municipality
 from ..domain import rejections
-from ..domain.codes import ACTIVITY_STATUSES
+from ..domain.codes import listed_status
 from ..domain.export import ExportRecord, to_shared_row
 from ..domain.plan import Plan, Reason, Withheld, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
@@ -304,7 +304,9 @@ def push_site(
         _check_delete_limit(m, plan, limit)
         _guard_plan(m, current, plan)
         not_in_list[:] = [
-            r.rij_id for r in plan.rows if r.status_activiteit not in ("", *ACTIVITY_STATUSES)
+            r.rij_id
+            for r in plan.rows
+            if r.status_activiteit and listed_status(r.status_activiteit) is None
         ]
         return plan
 

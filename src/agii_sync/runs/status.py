@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..conditional_update import STATUS
 from ..config import Municipality
-from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
+from ..domain.codes import ACTIVITY_STATUSES, is_formula_like, listed_status
 from ..domain.plan import Plan, plan_status
 from ..domain.problems import Problem, ProblemCode, Severity
 from ..domain.row import read_row_id
@@ -52,13 +52,9 @@ class StatusEdit:
 
 def match_status(text: str) -> str | None:
     """The list value meant by ``text`` (case-insensitive), "" to clear, or None."""
-    wanted = " ".join(text.split()).lower()
-    if wanted in CLEAR_WORDS:
+    if " ".join(text.split()).lower() in CLEAR_WORDS:
         return ""
-    for status in ACTIVITY_STATUSES:
-        if status.lower() == wanted:
-            return status
-    return None
+    return listed_status(text)
 
 
 def suggest_status(text: str) -> str | None:
