@@ -56,6 +56,7 @@ def listed_status(text: str) -> str | None:
     free text: passed on as the list spells it (docs/workbook.md)."""
     return _LISTED.get(" ".join(text.split()).casefold())
 
+
 # A text cell starting with one of these would be read as a formula by a spreadsheet
 # (docs/workbook.md): always stored as text, and an export value like that is warned about.
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
