@@ -282,6 +282,15 @@ def test_the_toelichting_tells_the_configured_retention_and_the_columns(
     assert "; ".join(COLUMNS) in text
 
 
+def test_the_toelichting_names_the_legal_basis_and_the_protocol(workspace: Workspace) -> None:
+    """The processing rests on GDPR (AVG) art. 6.1(e); the protocol carries it out."""
+    workspace.cli("init")
+    book = openpyxl.load_workbook(io.BytesIO(workspace.workbook_bytes(SPL)))
+    basis = {row[0]: row[1] for row in book["Toelichting"].iter_rows(values_only=True)}
+    assert "art. 6.1.e van de AVG" in basis["Rechtsgrond"]
+    assert "e-governmentdecreet" in basis["Rechtsgrond"]
+
+
 def test_a_changed_header_stops_that_site_and_says_which(workspace: Workspace) -> None:
     export = workspace.export([person(1, 0), person(2, 1)])
     workspace.cli("push", str(export))

@@ -22,10 +22,11 @@ PARAGRAPHS: tuple[tuple[str, str], ...] = (
     ),
     (
         "Rechtsgrond",
-        "Protocol voor de mededeling van persoonsgegevens tussen het Agentschap Integratie en "
-        "Inburgering en uw gemeente (art. 8 §1 van het e-governmentdecreet van 18 juli 2008). "
-        "Alleen de gegevens van art. 3 worden gedeeld; enkel de kolom 'Status activiteit' "
-        "vult u zelf in.",
+        "De verwerking steunt op art. 6.1.e van de AVG (een taak van algemeen belang). Het "
+        "protocol voor de mededeling van persoonsgegevens tussen het Agentschap Integratie en "
+        "Inburgering en uw gemeente (art. 8 §1 van het e-governmentdecreet van 18 juli 2008) "
+        "regelt hoe ze gedeeld worden. Alleen de gegevens van art. 3 worden gedeeld; enkel de "
+        "kolom 'Status activiteit' vult u zelf in.",
     ),
     (
         "Toegang",
