@@ -616,3 +616,8 @@ def test_a_list_status_in_another_case_flows_back_as_the_list_spells_it(
     )
     checked = workspace.cli("--json", "check", "--site", SPL)
     assert checked.exit_code == 0, checked.output
+
+    same = workspace.cli("--json", "status-update", "--site", SPL, target, "GECONTACTEERD")
+    assert same.exit_code == 0, same.output
+    assert site_doc(same, SPL)["lines_unchanged"] == 1
+    assert site_doc(same, SPL)["written"] is False

@@ -41,7 +41,10 @@ class StatusEdit:
 
     def keeps(self, current: str) -> bool:
         """True when this line asks for what the workbook already holds: no change. A status
-        outside the list counts when it is the workbook's own (as ``list`` wrote it out)."""
+        outside the list counts when it is the workbook's own (as ``list`` wrote it out); a
+        list value typed in another case is that list value."""
+        if self.status:
+            return listed_status(current) == self.status
         if self.status is not None:
             return current == self.status
         typed = self.typed.strip()
