@@ -2,11 +2,13 @@
 
 1. Arbitrary text in every export column (property-based): ``push`` never crashes (exit 0 or
    1), never writes a formula cell, never lets a column outside the protocol into a workbook,
-   and never prints a value it was given.
+   and never prints a value it was given. A few examples with every ``pytest``, 150 with
+   ``-m slow``.
 2. Malformed XLSX and CSV (truncated zip, billion laughs, external entities, wrong content
    types, zip bombs of shared strings, NUL bytes, mixed encodings, 100,000 columns, a 50 MB
-   line): one clear error line (and a hint), exit 1 or 2, in bounded time and memory, measured
-   in a subprocess (its peak RSS from /proc/self/status).
+   line): one clear error line (and a hint), exit 1 or 2. The small files in process with
+   every ``pytest``; with ``-m slow`` every file, in a subprocess whose peak memory is
+   measured (its peak RSS from /proc/self/status).
 3. An unexpected exception inside a command shows its type and place only, exit 5, also with
    ``--json`` and in a log file; a bad ``--log-file`` is a usage error, not a traceback.
 4. Data values are never markup; secrets never reach output, logs, the audit trail or files.
@@ -147,15 +149,36 @@ def hostile(workspace: Workspace) -> Hostile:
     return Hostile(workspace, "\n".join([VOCABULARY, *outputs]))
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(people=PEOPLE, fmt=st.sampled_from(["csv", "csv,", "xlsx"]))
+QUICK_EXAMPLES = 5  # every pytest
+FULL_EXAMPLES = 150  # -m slow (docs/reliability.md)
+FORMATS = st.sampled_from(["csv", "csv,", "xlsx"])
+ARBITRARY_TEXT_SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
+@settings(max_examples=QUICK_EXAMPLES, **ARBITRARY_TEXT_SETTINGS)
+@given(people=PEOPLE, fmt=FORMATS)
 def test_arbitrary_text_in_every_column_never_crashes_leaks_or_becomes_a_formula(
     hostile: Hostile, people: list[tuple[int, int, dict]], fmt: str
 ) -> None:
+    push_arbitrary_text(hostile, people, fmt)
+
+
+@pytest.mark.slow
+@settings(max_examples=FULL_EXAMPLES, **ARBITRARY_TEXT_SETTINGS)
+@given(people=PEOPLE, fmt=FORMATS)
+def test_arbitrary_text_in_every_column_full_run(
+    hostile: Hostile, people: list[tuple[int, int, dict]], fmt: str
+) -> None:
+    push_arbitrary_text(hostile, people, fmt)
+
+
+def push_arbitrary_text(hostile: Hostile, people: list[tuple[int, int, dict]], fmt: str) -> None:
+    """Push the people (a valid person each, with hostile text in some columns) twice, as text
+    and as JSON: no crash, no given value printed, no formula cell, no internal column in a
+    workbook."""
     ws, vocabulary = hostile.ws, hostile.vocabulary
     rows = []
     for n, site, cells in people:
@@ -360,6 +383,7 @@ class Malformed:
     expected: str  # a fragment of the one error line
     suffix: str = ".csv"
     command: str = "push"
+    big: bool = False  # tens of MB or more: only in the slow, measured run
 
 
 MALFORMED = [
@@ -398,19 +422,19 @@ MALFORMED = [
         lambda: shared_strings_xlsx(
             export_rows(), sst_tail=("<si><t>", "x", 300_000_000, "</t></si>")
         ),
-        "may unpack to at most", ".xlsx",
+        "may unpack to at most", ".xlsx", big=True,
     ),
     Malformed(
         "3-million-shared-strings",
         lambda: shared_strings_xlsx(
             export_rows(), sst_tail=("", "<si><t>abcdefgh</t></si>", 3_000_000, "")
         ),
-        "may unpack to at most", ".xlsx",
+        "may unpack to at most", ".xlsx", big=True,
     ),
     Malformed(
         "16k-columns-xlsx",  # Excel's widest sheet (XFD)
         lambda: shared_strings_xlsx([[f"k{i}" for i in range(16_384)], ["x"] * 16_384]),
-        "cells; at most", ".xlsx",
+        "cells; at most", ".xlsx", big=True,
     ),
     Malformed("nul-in-header", _nul_in_header, "binary content"),
     Malformed("only-nul-bytes", lambda: b"\x00" * 100_000, "binary content"),
@@ -419,17 +443,17 @@ MALFORMED = [
     Malformed(
         "100k-columns",
         lambda: (";".join(f"kolom{i}" for i in range(100_000)) + "\n").encode(),
-        "line 1 has 100,000 cells",
+        "line 1 has 100,000 cells", big=True,
     ),
-    Malformed("50-MB-line", lambda: b"x;" * 25_000_000, "line 1 is longer than"),
+    Malformed("50-MB-line", lambda: b"x;" * 25_000_000, "line 1 is longer than", big=True),
     Malformed(
         "50-MB-quoted-cell",
         lambda: csv_text(export_rows()).encode() + b'"' + b"q" * 50_000_000,
-        "line 4 is longer than",
+        "line 4 is longer than", big=True,
     ),
     Malformed(
         "status-file-50-MB-line", lambda: b"Rij-ID;Status activiteit\n" + b"y" * 50_000_000,
-        "line 2 is longer than", command="status-update",
+        "line 2 is longer than", command="status-update", big=True,
     ),
 ]  # fmt: skip
 
@@ -489,17 +513,40 @@ def malformed_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Fin
     return results
 
 
+def assert_one_clear_error(case: Malformed, code: int, stdout: str, stderr: str) -> None:
+    """Exit 1 or 2, nothing on stdout, one ``error:`` line naming the problem, at most one
+    ``hint:`` line."""
+    assert code in (1, 2), (code, stdout[:500], stderr[:500])
+    assert stdout == "", stdout[:500]
+    error, *rest = [line for line in stderr.splitlines() if line.strip()]
+    assert error.startswith("error: ") and case.expected in error, (error, rest)
+    assert len(error) < 300 and all(line.startswith("hint: ") for line in rest), rest
+    assert len(rest) <= 1
+
+
+SMALL = [case for case in MALFORMED if not case.big]
+
+
+@pytest.mark.parametrize("case", SMALL, ids=[c.name for c in SMALL])
+def test_a_malformed_file_is_one_clear_error(workspace: Workspace, case: Malformed) -> None:
+    """The small files in process, with every pytest; all of them, the big ones included,
+    in their own measured process in the slow run below."""
+    path = workspace.root / f"{case.name}{case.suffix}"
+    path.write_bytes(case.build())
+    args = ["push", str(path)]
+    if case.command == "status-update":
+        args = ["status-update", "--site", SPL, "--from", str(path)]
+    result = workspace.cli(*args)
+    assert_one_clear_error(case, result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("case", MALFORMED, ids=[c.name for c in MALFORMED])
 def test_a_malformed_file_is_one_clear_error_in_bounded_memory(
     malformed_results: dict[str, Finished], case: Malformed
 ) -> None:
     result = malformed_results[case.name]
-    assert result.code in (1, 2), result
-    assert result.stdout == "", result.stdout[:500]
-    error, *rest = result.stderr_lines
-    assert error.startswith("error: ") and case.expected in error, result.stderr_lines
-    assert len(error) < 300 and all(line.startswith("hint: ") for line in rest), rest
-    assert len(rest) <= 1
+    assert_one_clear_error(case, result.code, result.stdout, "\n".join(result.stderr_lines))
     # Work is bounded by counts (tests/test_bounded_work.py), never by the clock here: the
     # subprocess's own timeout only keeps a hang from stalling the suite.
     if result.peak_mb >= 0:  # /proc/self/status: Linux
