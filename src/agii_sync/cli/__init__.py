@@ -152,7 +152,11 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
             }
         },
     )
-    code = _run(state, work)
+    try:
+        code = _run(state, work)
+    except KeyboardInterrupt:  # the signal came as the work ended: it ran and was reported
+        state.output.failure(f"stopped by {interrupt.signal_name()}; run it again")
+        code = ExitCode.TEMPORARY
     fields = {"command": command, "exit_code": int(code), "duration_ms": _ms_since(started)}
     log.info("run.end", extra={"fields": fields})
     raise typer.Exit(int(code))
@@ -235,11 +239,18 @@ def _where(exc: BaseException) -> str:
     return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
 
 
+# Typer turns a KeyboardInterrupt inside the app (options, the callback, a command before its
+# work) into this exit code, silently; ``main`` makes it exit 3 with one line.
+TYPER_INTERRUPTED = 130
+
+
 def main() -> None:
     interrupt.install()
     try:
         interrupt.started()
         code = app(standalone_mode=False)
+        if code == TYPER_INTERRUPTED and interrupt.stopped():  # Ctrl-C before the work began
+            interrupted_exit()
     except typer.TyperException as error:  # a usage error: unknown option, missing argument
         _report_usage_error(error, json_mode="--json" in sys.argv[1:])
         sys.exit(ExitCode.USAGE)
