@@ -263,6 +263,34 @@ def test_a_conflicting_update_is_reported_not_lost(workspace: Workspace, pushed:
     assert workspace.rows(SPL)[0]["Status activiteit"] == "Geen interesse"
 
 
+def test_a_line_asking_for_the_status_already_there_is_a_conflict_when_someone_changes_it(
+    workspace: Workspace, pushed: list[str]
+) -> None:
+    """Found by the chaos run: the line for pushed[0] was "no change" at the first read, the
+    other user's update made the write re-read, and the re-planned write reported success for
+    a status the workbook no longer held."""
+    assert workspace.cli("status-update", "--site", SPL, pushed[0], "Gecontacteerd").exit_code == 0
+    config = load_config(workspace.write_config())
+    m = config.by_id(SPL)
+
+    def other() -> None:
+        run = Run(config, "status-update", date.today())
+        assert status_update(run, m, [StatusEdit(None, pushed[0], "Geen interesse")]).written
+
+    run = Run(config, "status-update", date.today(), opener=RacingOpener(config, other))
+    mine = [
+        StatusEdit(None, pushed[0], "Gecontacteerd"),
+        StatusEdit(None, pushed[1], "Gecontacteerd"),
+    ]
+    outcome = status_update(run, m, mine)
+    assert outcome.exit_code == 5 and outcome.attempts == 2
+    lines = outcome.fact(StatusLinesDone)
+    assert lines is not None and lines.conflict_rows == [pushed[0]]
+    assert (lines.changed, lines.unchanged) == (1, 0)
+    statuses = [r["Status activiteit"] for r in workspace.rows(SPL)]
+    assert statuses[:2] == ["Geen interesse", "Gecontacteerd"]  # theirs kept, mine landed
+
+
 def test_list_filters_people(workspace: Workspace) -> None:
     export = workspace.export(
         [

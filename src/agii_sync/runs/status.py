@@ -168,13 +168,13 @@ def status_update(
             first_read = False
         conflicts.clear()
         wanted: dict[str, str] = {}
-        for edit in changing:
+        for edit in edits:
             now = current.get(edit.row_id)
-            if edit.status is None:  # off the list: refused on the first read
-                continue
-            if now is None or (now != base[edit.row_id] and now != edit.status):
+            if now is None or (now != base[edit.row_id] and not edit.keeps(now)):
+                # someone else set a third value since the first read: also on a line that
+                # asked for what the workbook held then (its "no change" no longer holds)
                 conflicts.append(edit.row_id)
-            else:
+            elif edit in changing and edit.status is not None:  # off the list: refused
                 wanted[edit.row_id] = edit.status
         return plan_status(loaded.shared_rows, wanted)
 
@@ -194,8 +194,9 @@ def status_update(
         return outcome
     if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
         raise UsageError(f"{m.id}: the site has no workbook yet", hint="AgII runs init/push")
-    changed = len(changing) - len(conflicts)
-    unchanged = len(edits) - len(changing) + blank_lines
+    changed = sum(1 for e in changing if e.row_id not in conflicts)
+    unchanged = sum(1 for e in edits if e not in changing and e.row_id not in conflicts)
+    unchanged += blank_lines
     outcome.facts.append(StatusLinesDone(changed, unchanged, list(conflicts)))
     if conflicts:
         outcome.fail(
