@@ -205,7 +205,8 @@ def audited(ws: Workspace) -> bool:
 
 
 def chosen_kills(steps: list[str], count: int) -> list[Kill]:
-    """``count`` kills cycling through every step: before each, and after the last."""
+    """``count`` kills through the steps in the push's order (before each, then after the
+    last), starting again at the first when there are fewer steps than kills."""
     points: list[Kill] = [
         (name, steps[: i + 1].count(name), "before") for i, name in enumerate(steps)
     ]
