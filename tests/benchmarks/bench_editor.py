@@ -9,7 +9,8 @@ Goals (issue 12 / issue 11 item 3): no-change push <= 0.3x, 1 % push <= 0.5x, fi
 ``--scale 50000`` also runs the pushes of 50,000 people in a subprocess each and reports the
 peak RSS of the whole process tree (the CLI and its forked children; goal <= 300 MB).
 
-Run: ``uv run python tests/benchmarks/bench_editor.py [--people N] [--repeat R] [--scale N]``.
+Run: ``uv run python tests/benchmarks/bench_editor.py [--people N] [--repeat R] [--scale N]``;
+``--only-status`` runs only the two status-update cases.
 """
 
 from __future__ import annotations
@@ -88,8 +89,13 @@ class Bench:
         self.times[name].append(took)
         self.ratios[name].append(took / base)
 
-    def round(self, i: int, *, first: bool) -> None:
+    def round(self, i: int, *, first: bool, only_status: bool = False) -> None:
         export = self.root / "export0.csv"
+        if only_status:
+            if first:
+                self.cli("push", str(export))
+            self.status_updates(i)
+            return
         if first:
             self.workbook.unlink(missing_ok=True)
             self.measure("first push", "push", str(export))
@@ -99,6 +105,9 @@ class Bench:
         self.measure("push, 1 % changed", "push", str(night))
         write_export(export, self.rows)  # back to the full export for the next round
         self.cli("push", str(export))
+        self.status_updates(i)
+
+    def status_updates(self, i: int) -> None:
         ids = self.row_ids()
         status = STATUSES[i % 2]
         self.measure("status-update, 1 row", "status-update", "--site", "mechelen", ids[i], status)
@@ -160,23 +169,28 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--scale", type=int, default=0)
+    parser.add_argument(
+        "--only-status", action="store_true", help="only the status-update cases (no pushes)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("AGII_SYNC_ROWKEY_SECRET", "benchmark-secret")
     if args.repeat:
-        ratios(args.people, args.repeat)
+        ratios(args.people, args.repeat, only_status=args.only_status)
     if args.scale:
         scale(args.scale)
     return 0
 
 
-def ratios(people: int, repeat: int) -> None:
+def ratios(people: int, repeat: int, *, only_status: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp), people)
         for i in range(1, repeat + 1):
-            bench.round(i, first=True)
+            bench.round(i, first=not only_status or i == 1, only_status=only_status)
     print(f"{people} people, one folder site, {repeat} rounds: median (min-max)")
     for name, goal in GOALS.items():
         ratio = bench.ratios[name]
+        if not ratio:
+            continue
         met = "met" if statistics.median(ratio) <= goal else "NOT met"
         took = spread(bench.times[name], " s")
         print(f"{name:<26} {took}  ratio {spread(ratio)}  goal <= {goal} {met}")

@@ -28,11 +28,12 @@ COLUMNS: tuple[str, ...] = (
 STATUS_COLUMN = "Status activiteit"
 
 ROW_ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$"
+_ROW_ID = re.compile(ROW_ID_PATTERN)  # compiled once: a write checks every row's key
 
 
 def is_row_id(text: str) -> bool:
     """Shaped like a Rij-ID agii-sync makes (``XXXXX-XXXXX``, Crockford base32)."""
-    return re.fullmatch(ROW_ID_PATTERN, text) is not None
+    return _ROW_ID.fullmatch(text) is not None
 
 
 # Crockford base32 as it is meant to be read (https://www.crockford.com/base32.html): any case,

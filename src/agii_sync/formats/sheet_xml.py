@@ -118,8 +118,18 @@ VALUED_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]{1,7})"[^>]*?>(?:<v>|<is>)')
 VALUED_BEYOND_N = re.compile(rb'<c r="(?:[O-Z]|[A-Z]{2,3})[0-9]{1,7}"[^>]*?>(?:<v>|<is>)')
 
 
+# A cell start tag whose first attribute is not r (what the narrow read cannot follow).
+NOT_R_FIRST = re.compile(rb'<c(?:[\t\n\r\f\v/>]| (?!r="))')
+
+
+@lru_cache(maxsize=8)
 def fast_cells_of(letters: bytes) -> re.Pattern[bytes]:
     return re.compile(FAST_CELL.pattern.replace(b"([A-Z]{1,3})", b"(" + letters + b")", 1))
+
+
+@lru_cache(maxsize=8)
+def _cells_in_column(letters: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb'<c r="' + letters + rb"[0-9]")
 
 
 @dataclass(frozen=True)
@@ -170,30 +180,49 @@ class SheetScan:
     def columns_only(self, columns: tuple[bytes, ...]) -> dict[int, dict[bytes, Cell]] | None:
         """The cells of a few columns (by letter) of every row that holds a value, without
         reading the others; None when the sheet is not of the usual shape (a formula, a
-        value right of column N, a cell written differently), so the caller reads it all."""
-        data = self.xml[self.data_start : self.data_end]
-        if b"<f" in data or VALUED_BEYOND_N.search(data):
+        value right of column N, a cell written differently), so the caller reads it all.
+        Matched in place (no copy of the sheet data), and no match per cell of the other
+        columns: only rows without a cell in ``columns`` are searched for a value."""
+        xml, start, end = self.xml, self.data_start, self.data_end
+        if xml.find(b"<f", start, end) >= 0 or VALUED_BEYOND_N.search(xml, start, end):
             return None
-        if len(ANY_CELL_START.findall(data)) != data.count(b'<c r="'):
+        if NOT_R_FIRST.search(xml, start, end):
             return None  # a cell without r, or with r not first
-        rows: dict[int, dict[bytes, Cell]] = {int(n): {} for n in VALUED_ROW.findall(data)}
+        rows: dict[int, dict[bytes, Cell]] = {}
         for letters in columns:
-            found = fast_cells_of(letters).findall(data)
-            if len(found) != len(re.findall(rb'<c r="' + letters + rb"[0-9]", data)):
+            found = fast_cells_of(letters).findall(xml, start, end)
+            if len(found) != len(_cells_in_column(letters).findall(xml, start, end)):
                 return None
-            for _, row, style, kind, value, inline in found:
-                rows.setdefault(int(row), {})[letters] = self._fast_cell(
-                    letters, style, kind, value, inline
-                )
+            self._add_fast_cells(rows, letters, found)
+        if len(rows) < xml.count(b"<row", start, end):
+            for row in self.rows():  # a row without those columns counts if it holds a value
+                if row.number not in rows and row.inner is not None:
+                    for number in VALUED_ROW.findall(xml, *row.inner):
+                        rows.setdefault(int(number), {})
         return rows
 
-    def _fast_cell(
-        self, letters: bytes, style: bytes, kind: bytes, value: bytes, inline: bytes
-    ) -> Cell:
-        if kind == b"inlineStr":
-            text = unescape(inline) if inline else ""
-            return Cell(_column(letters), text, False, "s" if text else "", None, NO_SPAN)
-        return self._fast(letters, style, kind, value)
+    def _add_fast_cells(
+        self, rows: dict[int, dict[bytes, Cell]], letters: bytes, found: list[tuple[bytes, ...]]
+    ) -> None:
+        """The matches of FAST_CELL in one column into ``rows``; the usual inline text cell
+        without a call per cell (thousands of rows)."""
+        column, fast = _column(letters), self._fast
+        for _, row, style, kind, value, inline in found:
+            if kind == b"inlineStr":
+                text = (
+                    inline.decode()
+                    if b"&" not in inline and b"\r" not in inline
+                    else (unescape(inline))
+                )
+                cell = Cell(column, text, False, "s" if text else "", None, NO_SPAN)
+            else:
+                cell = fast(letters, style, kind, value)
+            number = int(row)
+            cells = rows.get(number)
+            if cells is None:
+                rows[number] = {letters: cell}
+            else:
+                cells[letters] = cell
 
     def row_numbered(self, number: int, after: int = 0) -> Row | None:
         """The ``<row>`` element with this number, found by its ``r`` attribute written

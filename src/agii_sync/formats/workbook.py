@@ -232,18 +232,26 @@ def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
         return None
     _check_header(scan.cells(first))
     rows = []
+    read_row = SharedRow.read_from_sheet
     for number in sorted(found):
         if number == 1:
             continue
         cells = found[number]
         key, status = cells.get(KEY_LETTER), cells.get(STATUS_LETTER)
-        values: dict[str, object] = dict(EMPTY_FIELDS)
-        values["rij_id"] = _text(key.value if key else None)
-        values["status_activiteit"] = _text(status.value if status else None)
-        rows.append(
-            SheetRow(number, SharedRow.read_from_sheet(values), status_typed=_typed_as(status))
-        )
+        values: dict[str, object] = {
+            **EMPTY_FIELDS,
+            "rij_id": _text_of(key),
+            "status_activiteit": _text_of(status),
+        }
+        rows.append(SheetRow(number, read_row(values), status_typed=_typed_as(status)))
     return rows
+
+
+def _text_of(cell: ScannedCell | None) -> str:
+    if cell is None:
+        return ""
+    value = cell.value
+    return value.strip() if type(value) is str else _text(value)
 
 
 def _check_header(cells: list[ScannedCell]) -> None:
