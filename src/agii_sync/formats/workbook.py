@@ -9,6 +9,8 @@ lost its ``Toelichting`` sheet is rebuilt with openpyxl, to restore that sheet.
 
 from __future__ import annotations
 
+import functools
+
 import io
 import itertools
 import re
@@ -105,7 +107,10 @@ def create_workbook(
     return apply_rows(template, sheet_name, {}, rows).content
 
 
+@functools.lru_cache(maxsize=8)
 def _template(sheet_name: str, *, retention_months: int, key_check: str | None) -> bytes:
+    """The empty template, made once per run for all the sites that need one (openpyxl takes
+    a tenth of a second or more to write it)."""
     return _openpyxl_workbook(
         sheet_name, [], retention_months=retention_months, key_check=key_check
     )
