@@ -10,7 +10,6 @@ lost its ``Toelichting`` sheet is rebuilt with openpyxl, to restore that sheet.
 from __future__ import annotations
 
 import functools
-
 import io
 import itertools
 import re
