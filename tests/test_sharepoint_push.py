@@ -71,6 +71,22 @@ def changed_export(workspace: Workspace) -> Path:
     return workspace.export(rows, name="changed.csv")
 
 
+def test_a_push_looks_up_each_sites_library_once(
+    workspace: Workspace, emulator: RunningEmulator
+) -> None:
+    """The access check and the workbook work share one site object per run: the site and
+    its drive are asked for once per site, not once per step (each request is a round trip
+    to the tenant)."""
+    export = workspace.export([person(n, 0) for n in range(1, 4)])
+    emulator.reset_stats()
+
+    assert workspace.cli("push", str(export)).exit_code == 0
+
+    requests = emulator.stats()["requests"]
+    assert requests["graph_site"] == {"GET": len(MUNICIPALITIES)}
+    assert requests["graph_drives"] == {"GET": len(MUNICIPALITIES)}
+
+
 # --- a write racing another write ------------------------------------------------------------
 
 

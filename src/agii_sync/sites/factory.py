@@ -24,6 +24,7 @@ class SiteOpener:
         self.config = config
         self.prompt = prompt or (lambda message: None)
         self._connections: dict[str, SharePointConnection] = {}
+        self._sites: dict[str, Site] = {}
         self._providers: list[Any] = []
         self._lock = threading.Lock()
 
@@ -39,7 +40,14 @@ class SiteOpener:
                 self.config.workbook.path,
                 lock_wait_seconds=self.config.agii.lock_wait_seconds,
             )
-        return self._connection(municipality).site(municipality.site, self.config.workbook.path)
+        # One object per site for the whole run: it keeps the site's drive and item ids, so
+        # the access check and the workbook work do not look them up again (4 requests).
+        with self._lock:
+            if municipality.site in self._sites:
+                return self._sites[municipality.site]
+        site = self._connection(municipality).site(municipality.site, self.config.workbook.path)
+        with self._lock:
+            return self._sites.setdefault(municipality.site, site)
 
     def _connection(self, municipality: Municipality) -> SharePointConnection:
         from .sharepoint import RetryPolicy, SharePointConnection
