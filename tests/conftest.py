@@ -1,11 +1,26 @@
 """Shared fixtures. Each fixture module under tests/fixtures/ is owned by one part of the tool."""
 
-from fixtures.emulator import *  # noqa: F401,F403
-from fixtures.figures import *  # noqa: F401,F403
-from fixtures.identity import *  # noqa: F401,F403
-from fixtures.leaks import *  # noqa: F401,F403
-from fixtures.secrets import *  # noqa: F401,F403
-from fixtures.workspace import *  # noqa: F401,F403
+import os
+import sys
+
+
+def _cache_compiled_modules() -> None:
+    """The suite starts a dozen Python processes (xdist workers, CLI subprocesses); with
+    ``PYTHONDONTWRITEBYTECODE=1`` in the shell each of them compiles every module and rewrites
+    every test's asserts again (~6 s per process, a sixth of the suite). Caching bytecode
+    changes no behaviour under test, so the suite keeps it on for itself and its children."""
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+_cache_compiled_modules()
+
+from fixtures.emulator import *  # noqa: E402,F401,F403
+from fixtures.figures import *  # noqa: E402,F401,F403
+from fixtures.identity import *  # noqa: E402,F401,F403
+from fixtures.leaks import *  # noqa: E402,F401,F403
+from fixtures.secrets import *  # noqa: E402,F401,F403
+from fixtures.workspace import *  # noqa: E402,F401,F403
 
 
 def _build_each_app_once() -> None:

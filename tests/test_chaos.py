@@ -248,9 +248,8 @@ def final_rows(emulator: RunningEmulator, site: str) -> list[tuple[Any, ...]]:
     return [row for row in sheet.iter_rows(min_row=2, values_only=True) if any(row)]
 
 
-@pytest.mark.parametrize(
-    "scale", [QUICK, pytest.param(FULL, marks=pytest.mark.slow)], ids=["quick", "full"]
-)
+@pytest.mark.slow  # both sizes run in `pytest -m slow` (.ci/run); quick: `-m slow -k quick`
+@pytest.mark.parametrize("scale", [QUICK, FULL], ids=["quick", "full"])
 def test_pushes_and_status_updates_under_faults_lose_nothing(
     scale: Scale,
     emulator_factory: Callable[..., RunningEmulator],

@@ -214,9 +214,8 @@ def chosen_kills(steps: list[str], count: int) -> list[Kill]:
     return [points[i % len(points)] for i in range(count)]
 
 
-@pytest.mark.parametrize(
-    "scale", [QUICK, pytest.param(FULL, marks=pytest.mark.slow)], ids=["quick", "full"]
-)
+@pytest.mark.slow  # both sizes run in `pytest -m slow` (.ci/run); quick: `-m slow -k quick`
+@pytest.mark.parametrize("scale", [QUICK, FULL], ids=["quick", "full"])
 def test_a_killed_push_leaves_the_old_or_the_new_workbook(
     workspace: Workspace, scale: Scale, figures: Callable[[str, dict[str, Any]], Path]
 ) -> None:
