@@ -185,6 +185,46 @@ def test_a_lost_toelichting_is_flagged_restored_by_push_and_no_obstacle(
         assert after.exit_code == 1 and '"extra_sheet"' in after.stdout
 
 
+def test_a_formatted_empty_area_below_the_data_is_no_row(
+    workspace: Workspace, pushed: list[str]
+) -> None:
+    """A fill on empty rows below the people (Excel writes a styled empty cell each) is the
+    municipality's formatting, not a hand-added row: status-update goes ahead."""
+    from openpyxl.styles import PatternFill
+
+    def fill_below(book):  # type: ignore[no-untyped-def]
+        sheet = book["Inburgeraars"]
+        for row in range(sheet.max_row + 1, sheet.max_row + 4):
+            for column in range(1, 15):
+                sheet.cell(row=row, column=column).fill = PatternFill("solid", fgColor="FFFF00")
+
+    workspace.edit_workbook(SPL, fill_below)
+    result = workspace.cli("status-update", "--site", SPL, pushed[2], "Gecontacteerd")
+
+    assert result.exit_code == 0, result.output
+    statuses = [r["Status activiteit"] for r in workspace.rows(SPL)]
+    assert statuses == [None, None, "Gecontacteerd", None]
+
+
+def test_a_doubled_rij_id_elsewhere_stops_a_status_update_of_another_row(
+    workspace: Workspace, pushed: list[str]
+) -> None:
+    """The one-row read still looks at every Rij-ID: a doubled one on another row stops the
+    write, as for every command that writes (docs/workbook.md)."""
+
+    def double(book):  # type: ignore[no-untyped-def]
+        book["Inburgeraars"]["A5"] = book["Inburgeraars"]["A4"].value
+
+    workspace.edit_workbook(SPL, double)
+    before = workspace.workbook_bytes(SPL)
+    result = workspace.cli("--json", "status-update", "--site", SPL, pushed[0], "Gecontacteerd")
+
+    assert result.exit_code == 5, result.output
+    error = json.loads(result.stdout)["sites"][0]["error"]
+    assert error["type"] == "LayoutError" and "appears more than once" in error["message"]
+    assert workspace.workbook_bytes(SPL) == before
+
+
 def test_a_typo_gets_a_did_you_mean(workspace: Workspace, pushed: list[str]) -> None:
     result = workspace.cli("status-update", "--site", SPL, pushed[0], "Activiteit gestrat")
     assert result.exit_code == 1

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from openpyxl.styles import PatternFill
 
+from agii_sync.domain.check import key_findings
 from fixtures.handmade import (
     YELLOW,
     add_drawing_sheet,
@@ -311,12 +313,18 @@ def test_the_status_only_read_agrees_with_the_full_read(
         # a hand-added row with neither a Rij-ID nor a status cell: the narrow read finds it
         sheet = book["Inburgeraars"]
         sheet.cell(row=sheet.max_row + 2, column=3, value="hand-added")
+        # formatted empty rows below (styled empty cells): no rows, for either read
+        for row in range(sheet.max_row + 1, sheet.max_row + 3):
+            for column in (1, 2, 14):
+                sheet.cell(row=row, column=column).fill = PatternFill("solid", fgColor="FFFF00")
 
     for content in (workspace.workbook_bytes(SPL), resave(workspace.workbook_bytes(SPL), typed)):
         full, narrow = (
             load(content, "Inburgeraars"),
             load(content, "Inburgeraars", status_only=True),
         )
+        ids = frozenset(r.row.rij_id for r in full.rows[2:5])  # as a status-update names them
+        named = load(content, "Inburgeraars", status_only=True, only=ids)
 
         def seen(rows):  # type: ignore[no-untyped-def]
             return [
@@ -326,6 +334,31 @@ def test_the_status_only_read_agrees_with_the_full_read(
         assert seen(narrow.rows) == seen(full.rows)
         assert content == workspace.workbook_bytes(SPL) or seen(narrow.rows)[-1][1] == ""
         assert narrow.rows[0].row.naam == ""  # the narrow read really skipped the rest
+        assert seen(named.rows) == [row for row in seen(full.rows) if row[1] in ids]
+        assert named.every_key_finding == key_findings(full.rows)  # of every row, still
+        assert full.every_key_finding is None and narrow.every_key_finding is None
+
+
+def test_named_rows_that_cannot_be_edited_in_place_are_written_from_a_whole_read(
+    workspace: Workspace, handmade: list[str]
+) -> None:
+    """A one-row read never writes on its own what it did not read: when the named rows
+    cannot be edited where they are (here: the Toelichting must be rebuilt first), every row
+    is read again and only the named row's status changes."""
+    from agii_sync.formats.workbook import load, render
+
+    content = resave(workspace.workbook_bytes(SPL), lambda book: book.remove(book["Toelichting"]))
+    named = load(content, "Inburgeraars", status_only=True, only=frozenset(handmade[1:2]))
+    assert [r.row.rij_id for r in named.rows] == handmade[1:2] and named.named_only
+    planned = [named.rows[0].row.model_copy(update={"status_activiteit": "Gecontacteerd"})]
+
+    result = render(named, planned, retention_months=6, restore_toelichting=True)
+
+    before, after = load(content, "Inburgeraars"), load(result.content, "Inburgeraars")
+    assert "Toelichting" in after.sheetnames
+    expected = [r.row.model_dump() for r in before.rows]
+    expected[1]["status_activiteit"] = "Gecontacteerd"
+    assert [r.row.model_dump() for r in after.rows] == expected
 
 
 def _as_openpyxl_reads(content: bytes) -> list[object]:

@@ -70,6 +70,7 @@ class ConditionalUpdate:
     make_plan: PlanMaker
     shape: UpdateShape
     guard: Guard | None = None
+    only: frozenset[str] | None = None  # the Rij-IDs the plan needs (status_only shapes)
 
     def __call__(self) -> SiteOutcome:
         outcome = SiteOutcome(self.municipality.id)
@@ -107,7 +108,7 @@ class ConditionalUpdate:
         interrupt.check()
         snapshot = site.read()
         outcome.etag_before = outcome.etag_before or snapshot.etag
-        loaded = run.load(snapshot, status_only=shape.status_only)
+        loaded = run.load(snapshot, status_only=shape.status_only, only=self.only)
         if loaded is None and not shape.create_missing:
             return True
         interrupt.check()

@@ -134,10 +134,12 @@ class Run:
         shape: UpdateShape,
         *,
         guard: Guard | None = None,
+        only: frozenset[str] | None = None,
     ) -> SiteOutcome:
         """Read the workbook, plan, and write the result if the plan changes anything; a
-        failure is in the outcome (``ConditionalUpdate``)."""
-        return ConditionalUpdate(self, municipality, make_plan, shape, guard)()
+        failure is in the outcome (``ConditionalUpdate``). ``only``: the plan needs only the
+        rows with these Rij-IDs (a status-update)."""
+        return ConditionalUpdate(self, municipality, make_plan, shape, guard, only)()
 
     def delete_versions(self, m: Municipality, outcome: SiteOutcome) -> None:
         """Delete the workbook's older versions after a write or purge: they would still hold
@@ -183,14 +185,20 @@ class Run:
         outcome.pending = pending
 
     def load(
-        self, snapshot: Snapshot, *, status_only: bool = False
+        self,
+        snapshot: Snapshot,
+        *,
+        status_only: bool = False,
+        only: frozenset[str] | None = None,
     ) -> workbook.LoadedWorkbook | None:
         if snapshot.content is None:
             return None
         from .formats import workbook
 
         sheet = self.config.workbook.sheet
-        return in_workers(workbook.load, snapshot.content, sheet, status_only=status_only)
+        return in_workers(
+            workbook.load, snapshot.content, sheet, status_only=status_only, only=only
+        )
 
     def render(
         self,
@@ -230,7 +238,8 @@ def refuse_unwritable(loaded: workbook.LoadedWorkbook | None, today: date) -> No
             hint="remove it in Excel (or run `agii-sync check`), then run again; "
             "nothing was written",
         )
-    for finding in key_findings(loaded.rows):
+    every = loaded.every_key_finding
+    for finding in key_findings(loaded.rows) if every is None else every:
         if finding.code in UNWRITABLE:
             raise LayoutError(
                 f"row {finding.row}, column {finding.column!r}: {finding.message}",

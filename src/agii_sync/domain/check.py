@@ -46,15 +46,24 @@ def key_findings(rows: Iterable[SheetRow]) -> list[Finding]:
     return [finding for item in rows for finding in _key_findings(item, counts)]
 
 
+def key_findings_of_ids(ids: list[tuple[int, str]]) -> list[Finding]:
+    """``key_findings`` of rows known by sheet row and Rij-ID only (read without formulas)."""
+    counts = Counter(row_id for _, row_id in ids)
+    return [f for n, row_id in ids for f in _id_findings(n, row_id, counts)]
+
+
 def _key_findings(item: SheetRow, counts: Counter[str]) -> Iterable[Finding]:
-    row, n = item.row, item.sheet_row
     for column in item.formula_columns:
-        yield Finding(n, column, "formula", "a formula in a managed column")
-    if not is_row_id(row.rij_id):
+        yield Finding(item.sheet_row, column, "formula", "a formula in a managed column")
+    yield from _id_findings(item.sheet_row, item.row.rij_id, counts)
+
+
+def _id_findings(n: int, row_id: str, counts: Counter[str]) -> Iterable[Finding]:
+    if not is_row_id(row_id):
         yield Finding(
             n, "Rij-ID", "invalid_row_id", "not a row key made by agii-sync (hand-added row?)"
         )
-    elif counts[row.rij_id] > 1:
+    elif counts[row_id] > 1:
         yield Finding(n, "Rij-ID", "duplicate_row_id", "this Rij-ID appears more than once")
 
 

@@ -184,10 +184,8 @@ class SheetScan:
         Matched in place (no copy of the sheet data), and no match per cell of the other
         columns: only rows without a cell in ``columns`` are searched for a value."""
         xml, start, end = self.xml, self.data_start, self.data_end
-        if xml.find(b"<f", start, end) >= 0 or VALUED_BEYOND_N.search(xml, start, end):
+        if not self._usual_shape():
             return None
-        if NOT_R_FIRST.search(xml, start, end):
-            return None  # a cell without r, or with r not first
         rows: dict[int, dict[bytes, Cell]] = {}
         for letters in columns:
             found = fast_cells_of(letters).findall(xml, start, end)
@@ -200,6 +198,42 @@ class SheetScan:
                     for number in VALUED_ROW.findall(xml, *row.inner):
                         rows.setdefault(int(number), {})
         return rows
+
+    def column_texts(self, letters: bytes) -> dict[int, str | Cell] | None:
+        """The cells of one column (by letter) of every row that has one, without reading
+        the other columns: the usual inline text as its text (no call per cell), any other
+        cell as a Cell. None when the sheet is not of the usual shape (see ``columns_only``).
+        Rows without a cell in the column are not in it."""
+        xml, start, end = self.xml, self.data_start, self.data_end
+        if not self._usual_shape():
+            return None
+        found = fast_cells_of(letters).findall(xml, start, end)
+        if len(found) != len(_cells_in_column(letters).findall(xml, start, end)):
+            return None
+        texts: dict[int, str | Cell] = {}
+        for _, row, style, kind, value, inline in found:
+            if kind == b"inlineStr" and b"&" not in inline and b"\r" not in inline:
+                texts[int(row)] = inline.decode()
+            elif kind == b"inlineStr":
+                texts[int(row)] = unescape(inline)
+            else:
+                texts[int(row)] = self._fast(letters, style, kind, value)
+        return texts
+
+    def holds_value(self, row: Row) -> bool:
+        """Whether any cell of the row holds a value (a styled empty cell does not)."""
+        return any(c.value is not None and c.value != "" for c in self.cells(row))
+
+    def row_count(self) -> int:
+        return self.xml.count(b"<row", self.data_start, self.data_end)
+
+    def _usual_shape(self) -> bool:
+        """No formula, no value right of column N, every cell with r written first: what the
+        narrow reads can follow."""
+        xml, start, end = self.xml, self.data_start, self.data_end
+        if xml.find(b"<f", start, end) >= 0 or VALUED_BEYOND_N.search(xml, start, end):
+            return False
+        return not NOT_R_FIRST.search(xml, start, end)  # a cell without r, or r not first
 
     def _add_fast_cells(
         self, rows: dict[int, dict[bytes, Cell]], letters: bytes, found: list[tuple[bytes, ...]]

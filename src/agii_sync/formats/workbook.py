@@ -29,6 +29,7 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from ..domain.check import Finding, key_findings_of_ids
 from ..domain.codes import ACTIVITY_STATUSES, is_formula_like
 from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
 from ..errors import InputError, LayoutError
@@ -41,6 +42,7 @@ from .workbook_edit import (
     STATUS_ERROR,
     STATUS_ERROR_STYLE,
     EditResult,
+    apply_named_rows,
     apply_rows,
     status_drop_down,
 )
@@ -67,7 +69,14 @@ class LoadedWorkbook:
     key_check: str | None = None  # of the row-key secret the workbook was last pushed with
     hostile: list[str] = field(default_factory=list)  # what must not be in it (see hostile.py)
     drop_down: str = "stop"  # what the status drop-down does with other text (status_drop_down)
+    # Set when ``rows`` holds only the rows a command named (status-update): the findings that
+    # stop a write, of every row of the sheet.
+    every_key_finding: list[Finding] | None = None
     _book: Workbook | None = None
+
+    @property
+    def named_only(self) -> bool:
+        return self.every_key_finding is not None
 
     @property
     def shared_rows(self) -> list[SharedRow]:
@@ -155,22 +164,36 @@ def _streamed_row(sheet: Any, row: SharedRow, unlocked: Protection) -> list[obje
     return values
 
 
-def load(content: bytes, sheet_name: str, *, status_only: bool = False) -> LoadedWorkbook:
+def load(
+    content: bytes,
+    sheet_name: str,
+    *,
+    status_only: bool = False,
+    only: frozenset[str] | None = None,
+) -> LoadedWorkbook:
     """``_load``; XML that the scan cannot follow (cut short, garbled) is a LayoutError, never
     an internal error: the workbook comes from the site."""
     try:
-        return _load(content, sheet_name, status_only=status_only)
+        return _load(content, sheet_name, status_only=status_only, only=only)
     except (ValueError, IndexError, KeyError) as exc:
         raise LayoutError(
             f"the workbook on the site cannot be read as XLSX ({exc.__class__.__name__})"
         ) from None
 
 
-def _load(content: bytes, sheet_name: str, *, status_only: bool = False) -> LoadedWorkbook:
+def _load(
+    content: bytes,
+    sheet_name: str,
+    *,
+    status_only: bool = False,
+    only: frozenset[str] | None = None,
+) -> LoadedWorkbook:
     """Read a workbook's rows from its bytes with a streamed scan of the data sheet's XML;
     raise LayoutError if it is not in the expected layout. ``status_only``: only each row's
     Rij-ID and status are read (the other fields are empty), for commands that need no more
-    (status-update, pull-status); a sheet not of the usual shape is read in full."""
+    (status-update, pull-status); a sheet not of the usual shape is read in full. ``only``
+    (with ``status_only``): of those, only the rows with these Rij-IDs (``named_only``), and
+    the findings that stop a write of every row."""
     package = Package(content)
     sheets = package.sheets()
     names = [s.name for s in sheets]
@@ -189,6 +212,19 @@ def _load(content: bytes, sheet_name: str, *, status_only: bool = False) -> Load
         package.date1904,
     )
     drop_down = status_drop_down(scan.xml[max(scan.xml.rfind(b"</sheetData>"), 0) :])
+    named = _named_rows(scan, only) if status_only and only is not None else None
+    if named is not None:
+        rows, findings = named
+        return LoadedWorkbook(
+            content,
+            sheet_name,
+            names,
+            rows,
+            _key_check(package),
+            hostile_content(package),
+            drop_down,
+            every_key_finding=findings,
+        )
     narrow = _status_rows(scan) if status_only else None
     if narrow is not None:
         rows = narrow
@@ -236,25 +272,70 @@ def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
         return None
     _check_header(scan.cells(first))
     rows = []
-    read_row = SharedRow.read_from_sheet
     for number in sorted(found):
         if number == 1:
             continue
         cells = found[number]
         key, status = cells.get(KEY_LETTER), cells.get(STATUS_LETTER)
-        values: dict[str, object] = {
-            **EMPTY_FIELDS,
-            "rij_id": _text_of(key),
-            "status_activiteit": _text_of(status),
-        }
-        rows.append(SheetRow(number, read_row(values), status_typed=_typed_as(status)))
+        if not _holds_value(key) and not _holds_value(status) and not _valued(scan, number):
+            continue  # a formatted empty row (a fill or border below the data) is no row
+        rows.append(_status_row(number, _text_of(key), status))
     return rows
 
 
-def _text_of(cell: ScannedCell | None) -> str:
+def _named_rows(
+    scan: SheetScan, only: frozenset[str]
+) -> tuple[list[SheetRow], list[Finding]] | None:
+    """The rows whose Rij-ID is in ``only`` (key and status read), and the findings that stop
+    a write of every row, from column A alone; None when the sheet is not of the usual shape
+    (see ``SheetScan.columns_only``). A status-update of one row on a big workbook reads one
+    column and one row instead of two columns."""
+    texts = scan.column_texts(KEY_LETTER)
+    first = scan.row_numbered(1)
+    if texts is None or first is None:
+        return None
+    _check_header(scan.cells(first))
+    keys = {n: key for n, text in texts.items() if n != 1 and (key := _text_of(text))}
+    if len(keys) + 1 < scan.row_count():  # rows without a key: a value elsewhere makes one
+        keys |= {
+            row.number: ""
+            for row in scan.rows()
+            if row.number != 1 and row.number not in keys and scan.holds_value(row)
+        }
+    rows, after = [], 0
+    for number in sorted(n for n, key in keys.items() if key in only):
+        element = scan.row_numbered(number, after)  # rows come in order: search on from here
+        if element is None:
+            return None  # a row not written as usual: the general read
+        after = element.end
+        cells = scan.cells(element)
+        status = next((c for c in cells if c.column == STATUS_INDEX + 1), None)
+        rows.append(_status_row(number, keys[number], status))
+    return rows, key_findings_of_ids(sorted(keys.items()))
+
+
+def _status_row(number: int, key: str, status: ScannedCell | None) -> SheetRow:
+    values: dict[str, object] = {
+        **EMPTY_FIELDS,
+        "rij_id": key,
+        "status_activiteit": _text_of(status),
+    }
+    return SheetRow(number, SharedRow.read_from_sheet(values), status_typed=_typed_as(status))
+
+
+def _holds_value(cell: ScannedCell | None) -> bool:
+    return cell is not None and cell.value is not None and cell.value != ""
+
+
+def _valued(scan: SheetScan, number: int) -> bool:
+    element = scan.row_numbered(number)
+    return element is not None and scan.holds_value(element)
+
+
+def _text_of(cell: ScannedCell | str | None) -> str:
     if cell is None:
         return ""
-    value = cell.value
+    value = cell if type(cell) is str else cell.value  # type: ignore[union-attr]
     return value.strip() if type(value) is str else _text(value)
 
 
@@ -500,7 +581,26 @@ def render(
     """The workbook holding ``rows``: the data sheet edited in place, every other part as it
     was. A workbook without its Toelichting sheet gets it back first (rebuilt by openpyxl)."""
     rows = list(rows)
-    if restore_toelichting and not loaded.has_toelichting:
+    restore = restore_toelichting and not loaded.has_toelichting
+    if loaded.named_only:
+        edited = (
+            None
+            if restore
+            else apply_named_rows(
+                loaded.content,
+                loaded.sheet_name,
+                loaded.by_sheet_row,
+                rows,
+                key_check=_mark(loaded, key_check),
+            )
+        )
+        if edited is not None:
+            return edited
+        # Not editable where they are: every row read in full, the named ones' statuses set.
+        statuses = {row.rij_id: row.status_activiteit for row in rows}
+        loaded = load(loaded.content, loaded.sheet_name)
+        rows = [_with_status(row, statuses) for row in loaded.shared_rows]
+    if restore:
         write_rows(
             loaded.book,
             loaded.sheet_name,
@@ -508,5 +608,22 @@ def render(
             retention_months=retention_months,
         )
         loaded = load(save(loaded.book), loaded.sheet_name)
-    mark = key_check if key_check and key_check != loaded.key_check else None
-    return apply_rows(loaded.content, loaded.sheet_name, loaded.by_sheet_row, rows, key_check=mark)
+    return apply_rows(
+        loaded.content,
+        loaded.sheet_name,
+        loaded.by_sheet_row,
+        rows,
+        key_check=_mark(loaded, key_check),
+    )
+
+
+def _mark(loaded: LoadedWorkbook, key_check: str | None) -> str | None:
+    """The row-key mark to set: only a new one."""
+    return key_check if key_check and key_check != loaded.key_check else None
+
+
+def _with_status(row: SharedRow, statuses: dict[str, str]) -> SharedRow:
+    status = statuses.get(row.rij_id, row.status_activiteit)
+    if status == row.status_activiteit:
+        return row
+    return row.model_copy(update={"status_activiteit": status})

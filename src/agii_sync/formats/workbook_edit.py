@@ -95,9 +95,40 @@ def apply_rows(
 ) -> EditResult:
     """The workbook ``content`` with the data sheet holding ``rows``. ``current`` maps the
     sheet rows read from it (by row number) to their values."""
+    edited = _apply(content, sheet_name, current, list(rows), key_check, in_place_only=False)
+    assert edited is not None  # only an in-place-only edit gives up
+    return edited
+
+
+def apply_named_rows(
+    content: bytes,
+    sheet_name: str,
+    current: dict[int, SharedRow],
+    rows: Iterable[SharedRow],
+    *,
+    key_check: str | None = None,
+) -> EditResult | None:
+    """``apply_rows`` when ``current`` is only some rows of the sheet (those a status-update
+    named) and ``rows`` the same people in the same order: those rows edited where they are,
+    the others never looked at; None when they cannot be edited in place."""
+    return _apply(content, sheet_name, current, list(rows), key_check, in_place_only=True)
+
+
+def _apply(
+    content: bytes,
+    sheet_name: str,
+    current: dict[int, SharedRow],
+    rows: list[SharedRow],
+    key_check: str | None,
+    *,
+    in_place_only: bool,
+) -> EditResult | None:
     package = Package(content)
     edit = _open(package, sheet_name)
-    sheet, rows_moved = _edit_sheet(edit, current, list(rows))
+    edited = _edit_sheet(edit, current, rows, in_place_only=in_place_only)
+    if edited is None:
+        return None
+    sheet, rows_moved = edited
     edit.parts[edit.sheet_part] = sheet
     if rows_moved is not None:
         _move_anchored_parts(edit, rows_moved)
@@ -130,14 +161,16 @@ def _open(package: Package, sheet_name: str) -> _Edit:
 
 
 def _edit_sheet(
-    edit: _Edit, current: dict[int, SharedRow], rows: list[SharedRow]
-) -> tuple[bytes, RowMap | None]:
+    edit: _Edit, current: dict[int, SharedRow], rows: list[SharedRow], *, in_place_only: bool
+) -> tuple[bytes, RowMap | None] | None:
     in_place = _edit_in_place(edit, current, rows)
     if in_place is not None:
         end = in_place.rfind(b"</sheetData>")
         if end < 0:
             return in_place, None
         return in_place[:end] + _keep_protection_and_drop_down(in_place[end:]), None
+    if in_place_only:
+        return None
     scan = edit.scan
     xml = scan.xml
     wanted = {row.rij_id: row for row in rows}

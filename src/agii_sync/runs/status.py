@@ -189,7 +189,8 @@ def status_update(
                 "run `agii-sync check` and tell AgII",
             )
 
-    outcome = run.update_workbook(m, make_plan, STATUS, guard=guard)
+    named = frozenset(e.row_id for e in edits)
+    outcome = run.update_workbook(m, make_plan, STATUS, guard=guard, only=named)
     if outcome.error is not None:
         return outcome
     if outcome.etag_before is None:  # no workbook: make_plan never ran, nothing was saved
