@@ -211,41 +211,36 @@ def _load(
         read_styles(package.read(styles_part) if styles_part else None),
         package.date1904,
     )
-    drop_down = status_drop_down(scan.xml[max(scan.xml.rfind(b"</sheetData>"), 0) :])
+    rows, findings = _rows(scan, status_only=status_only, only=only)
+    return LoadedWorkbook(
+        content,
+        sheet_name,
+        names,
+        rows,
+        _key_check(package),
+        hostile_content(package),
+        status_drop_down(scan.xml[max(scan.xml.rfind(b"</sheetData>"), 0) :]),
+        every_key_finding=findings,
+    )
+
+
+def _rows(
+    scan: SheetScan, *, status_only: bool, only: frozenset[str] | None
+) -> tuple[list[SheetRow], list[Finding] | None]:
+    """The data rows, read as narrowly as the command allows and the sheet's shape permits;
+    with the key findings of every row when only the named rows were read."""
     named = _named_rows(scan, only) if status_only and only is not None else None
     if named is not None:
-        rows, findings = named
-        return LoadedWorkbook(
-            content,
-            sheet_name,
-            names,
-            rows,
-            _key_check(package),
-            hostile_content(package),
-            drop_down,
-            every_key_finding=findings,
-        )
+        return named
     narrow = _status_rows(scan) if status_only else None
     if narrow is not None:
-        rows = narrow
-        return LoadedWorkbook(
-            content,
-            sheet_name,
-            names,
-            rows,
-            _key_check(package),
-            hostile_content(package),
-            drop_down,
-        )
+        return narrow, None
     lines = scan.row_cells()
     header = next(lines, (1, []))
     if header[0] != 1:
         header, lines = (1, []), itertools.chain([header], lines)
     _check_header(header[1])
-    rows = list(_read_rows(lines))
-    return LoadedWorkbook(
-        content, sheet_name, names, rows, _key_check(package), hostile_content(package), drop_down
-    )
+    return list(_read_rows(lines)), None
 
 
 def _open(content: bytes) -> Workbook:
