@@ -14,11 +14,11 @@ import openpyxl
 import pytest
 
 from agii_sync.domain.row import COLUMNS
-from fixtures.workspace import MUNICIPALITIES, Workspace, person
+from fixtures.workspace import MUNICIPALITIES, TWIN_KINDS, Workspace, person
 
 SPL, MECHELEN, GENK = (m["id"] for m in MUNICIPALITIES)
 
-pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect=True)
+pytestmark = pytest.mark.parametrize("site_kind", TWIN_KINDS, indirect=True)
 
 
 def row_ids(ws: Workspace, site: str) -> list[str]:

@@ -17,11 +17,11 @@ from agii_sync.runs.facts import StatusLinesDone
 from agii_sync.runs.status import StatusEdit, status_update
 from agii_sync.sites.factory import SiteOpener
 from fixtures.handmade import libreoffice_convert
-from fixtures.workspace import MUNICIPALITIES, Workspace, person
+from fixtures.workspace import MUNICIPALITIES, TWIN_KINDS, Workspace, person
 
 SPL = MUNICIPALITIES[0]["id"]
 
-pytestmark = pytest.mark.parametrize("site_kind", ["file", "emulator"], indirect=True)
+pytestmark = pytest.mark.parametrize("site_kind", TWIN_KINDS, indirect=True)
 
 
 @pytest.fixture
