@@ -21,7 +21,18 @@ runner = CliRunner()
 
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and __version__ in result.stdout
+    assert result.exit_code == 0 and result.stdout == f"agii-sync {__version__}\n"
+
+
+@pytest.mark.parametrize("args", [["--json", "--version"], ["--version", "--json"]])
+def test_version_under_json_is_one_json_document(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "command": "version",
+        "exit_code": 0,
+        "version": __version__,
+    }
 
 
 @pytest.mark.parametrize(

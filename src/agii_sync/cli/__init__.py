@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -75,10 +76,26 @@ class State:
         return date.today()
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    """``--version``; printed at once when ``--json`` was seen before it, else by ``_json``
+    (both options are eager, so ``_json`` runs after this one whatever their order)."""
+    if value and "json_output" in ctx.params:
+        _print_version(json_mode=ctx.params["json_output"])
+    ctx.meta["agii_sync.version"] = value
+
+
+def _json(ctx: typer.Context, value: bool) -> bool:
+    if ctx.meta.get("agii_sync.version"):
+        _print_version(json_mode=value)
+    return value
+
+
+def _print_version(*, json_mode: bool) -> NoReturn:
+    if json_mode:  # --json: one JSON document on stdout, for --version too
+        typer.echo(json.dumps({"command": "version", "exit_code": 0, "version": __version__}))
+    else:
         typer.echo(f"agii-sync {__version__}")
-        raise typer.Exit()
+    raise typer.Exit()
 
 
 @app.callback()
@@ -93,7 +110,13 @@ def main_options(
         ),
     ] = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")
+        bool,
+        typer.Option(
+            "--json",
+            callback=_json,
+            is_eager=True,
+            help="Print one JSON document on stdout, nothing else.",
+        ),
     ] = False,
     log_file: Annotated[
         Path | None, typer.Option("--log-file", help="Append log events to this file.")
