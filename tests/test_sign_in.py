@@ -158,7 +158,10 @@ def invoke_as_person(idp: FakeIdentityProvider, *args: str) -> tuple[Result, lis
 
     def watch() -> None:
         while not done.wait(0.05):
-            shown = runner.stderr.getvalue().decode() if runner.stderr else ""
+            try:
+                shown = runner.stderr.getvalue().decode() if runner.stderr else ""
+            except ValueError:  # the command has ended and its captured stderr is closed
+                return
             for found in CODE_LINE.finditer(shown):
                 if (found[1], found[2]) not in seen:
                     seen.append((found[1], found[2]))
