@@ -266,14 +266,17 @@ def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
     if found is None or first is None:
         return None
     _check_header(scan.cells(first))
-    rows = []
+    rows, after = [], 0
     for number in sorted(found):
         if number == 1:
             continue
         cells = found[number]
         key, status = cells.get(KEY_LETTER), cells.get(STATUS_LETTER)
-        if not _holds_value(key) and not _holds_value(status) and not _valued(scan, number):
-            continue  # a formatted empty row (a fill or border below the data) is no row
+        if not _holds_value(key) and not _holds_value(status):
+            element = scan.row_numbered(number, after)  # rows come in order: on from here
+            if element is not None and not scan.holds_value(element):
+                after = element.end
+                continue  # a formatted empty row (a fill or border below the data) is no row
         rows.append(_status_row(number, _text_of(key), status))
     return rows
 
@@ -320,11 +323,6 @@ def _status_row(number: int, key: str, status: ScannedCell | None) -> SheetRow:
 
 def _holds_value(cell: ScannedCell | None) -> bool:
     return cell is not None and cell.value is not None and cell.value != ""
-
-
-def _valued(scan: SheetScan, number: int) -> bool:
-    element = scan.row_numbered(number)
-    return element is not None and scan.holds_value(element)
 
 
 def _text_of(cell: ScannedCell | str | None) -> str:
