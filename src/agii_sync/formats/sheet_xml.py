@@ -122,6 +122,11 @@ VALUED_BEYOND_N = re.compile(rb'<c r="(?:[O-Z]|[A-Z]{2,3})[0-9]{1,7}"[^>]*?>(?:<
 NOT_R_FIRST = re.compile(rb'<c(?:[\t\n\r\f\v/>]| (?!r="))')
 
 
+def holds_value(cell: Cell | None) -> bool:
+    """Whether a cell holds a value: a styled empty cell (a fill, a border) does not."""
+    return cell is not None and cell.value is not None and cell.value != ""
+
+
 @lru_cache(maxsize=8)
 def fast_cells_of(letters: bytes) -> re.Pattern[bytes]:
     return re.compile(FAST_CELL.pattern.replace(b"([A-Z]{1,3})", b"(" + letters + b")", 1))
@@ -220,9 +225,8 @@ class SheetScan:
                 texts[int(row)] = self._fast(letters, style, kind, value)
         return texts
 
-    def holds_value(self, row: Row) -> bool:
-        """Whether any cell of the row holds a value (a styled empty cell does not)."""
-        return any(c.value is not None and c.value != "" for c in self.cells(row))
+    def row_holds_value(self, row: Row) -> bool:
+        return any(holds_value(c) for c in self.cells(row))
 
     def row_count(self) -> int:
         return self.xml.count(b"<row", self.data_start, self.data_end)

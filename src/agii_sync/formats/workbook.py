@@ -35,7 +35,7 @@ from ..domain.row import COLUMNS, STATUS_COLUMN, SharedRow, SheetRow
 from ..errors import InputError, LayoutError
 from .hostile import hostile_content
 from .sheet_xml import Cell as ScannedCell
-from .sheet_xml import SheetScan, shared_strings
+from .sheet_xml import SheetScan, holds_value, shared_strings
 from .toelichting import TOELICHTING_SHEET, write_toelichting
 from .workbook_edit import (
     KEY_CHECK_PROPERTY,
@@ -272,9 +272,9 @@ def _status_rows(scan: SheetScan) -> list[SheetRow] | None:
             continue
         cells = found[number]
         key, status = cells.get(KEY_LETTER), cells.get(STATUS_LETTER)
-        if not _holds_value(key) and not _holds_value(status):
+        if not holds_value(key) and not holds_value(status):
             element = scan.row_numbered(number, after)  # rows come in order: on from here
-            if element is not None and not scan.holds_value(element):
+            if element is not None and not scan.row_holds_value(element):
                 after = element.end
                 continue  # a formatted empty row (a fill or border below the data) is no row
         rows.append(_status_row(number, _text_of(key), status))
@@ -298,7 +298,7 @@ def _named_rows(
         keys |= {
             row.number: ""
             for row in scan.rows()
-            if row.number != 1 and row.number not in keys and scan.holds_value(row)
+            if row.number != 1 and row.number not in keys and scan.row_holds_value(row)
         }
     rows, after = [], 0
     for number in sorted(n for n, key in keys.items() if key in only):
@@ -321,14 +321,10 @@ def _status_row(number: int, key: str, status: ScannedCell | None) -> SheetRow:
     return SheetRow(number, SharedRow.read_from_sheet(values), status_typed=_typed_as(status))
 
 
-def _holds_value(cell: ScannedCell | None) -> bool:
-    return cell is not None and cell.value is not None and cell.value != ""
-
-
 def _text_of(cell: ScannedCell | str | None) -> str:
     if cell is None:
         return ""
-    value = cell if type(cell) is str else cell.value  # type: ignore[union-attr]
+    value = cell if isinstance(cell, str) else cell.value
     return value.strip() if type(value) is str else _text(value)
 
 
@@ -348,7 +344,7 @@ def _check_header(cells: list[ScannedCell]) -> None:
 
 def _refuse_beyond_header(line: int, cells: list[ScannedCell]) -> None:
     for cell in cells:
-        if cell.column > len(COLUMNS) and cell.value is not None and cell.value != "":
+        if cell.column > len(COLUMNS) and holds_value(cell):
             raise LayoutError(
                 f"cell {get_column_letter(cell.column)}{line} is outside the columns "
                 "of the protocol; no other columns may be added",
@@ -363,9 +359,9 @@ def _read_rows(lines: Iterable[tuple[int, list[ScannedCell]]]) -> Iterable[Sheet
         for cell in cells:
             if cell.column <= width:
                 by_column[cell.column - 1] = cell
-            elif cell.value is not None and cell.value != "":
+            elif holds_value(cell):
                 _refuse_beyond_header(line, [cell])
-        if all(c is None or c.value is None or c.value == "" for c in by_column):
+        if not any(holds_value(c) for c in by_column):
             continue
         values: dict[str, object] = {}
         formulas: tuple[str, ...] = ()

@@ -41,7 +41,7 @@ class SiteOpener:
                 lock_wait_seconds=self.config.agii.lock_wait_seconds,
             )
         # One object per site for the whole run: it keeps the site's drive and item ids, so
-        # the access check and the workbook work do not look them up again (4 requests).
+        # the access check and the workbook work do not look them up again (2 requests).
         with self._lock:
             if municipality.site in self._sites:
                 return self._sites[municipality.site]
