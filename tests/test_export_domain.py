@@ -6,13 +6,17 @@ from datetime import date, datetime
 
 import pycountry
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agii_sync.cli.render import problem_doc
 from agii_sync.domain.codes import DUTCH_UNKNOWN, LANGUAGE_ALIASES, LANGUAGE_NAMES_NL, StatusMO
 from agii_sync.domain.export import (
     EXPORT_COLUMNS,
     ExportRecord,
+    Rejected,
     language_code,
+    parse_dossier,
     row_identity,
     to_shared_row,
     validate_row,
@@ -468,3 +472,33 @@ def test_every_problem_code_is_described() -> None:
 
 def test_export_columns_match_the_documented_export() -> None:
     assert len(EXPORT_COLUMNS) == 16
+
+
+# -- the fast forms of two checks mean what the plain ones say ----------------------------------
+
+
+def _dossier_by_characters(text: str) -> str | None:
+    """The dossier rule spelled out character by character (what DOSSIER_SHAPE compiles)."""
+    dossier = text.upper()
+    allowed = all(char.isascii() and (char.isalnum() or char in "-/.") for char in dossier)
+    if not dossier or not allowed or not dossier[0].isalnum() or len(dossier) > 32:
+        return None
+    return dossier
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZ09-/._ ıſﬀßé\u00a0\u200b*"), max_size=40) | st.text())
+def test_dossier_shape_is_the_character_rule(text: str) -> None:
+    try:
+        parsed: str | None = parse_dossier(text) if text else None
+    except Rejected:
+        parsed = None
+    assert parsed == _dossier_by_characters(text)
+
+
+def test_each_sign_language_is_found_on_its_own() -> None:
+    from agii_sync.domain.screen import is_sign_language, sign_languages
+
+    every = {language.alpha_3 for language in pycountry.languages} | {"sgn"}
+    assert {code for code in every if is_sign_language(code)} == sign_languages()
+    assert is_sign_language("VGT") and not is_sign_language("ara")

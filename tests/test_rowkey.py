@@ -8,6 +8,8 @@ import hmac
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agii_sync.domain.row import ROW_ID_PATTERN
 from agii_sync.domain.rowkey import CROCKFORD_ALPHABET, row_key
@@ -30,6 +32,12 @@ def test_key_format_matches_the_workbook_pattern() -> None:
 
 def test_key_is_hmac_sha256_of_nis_and_dossier() -> None:
     assert row_key(SECRET, "23077", "A1234567") == reference_key(SECRET, "23077", "A1234567")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.text(alphabet="AZ09-/.", min_size=1, max_size=32))
+def test_every_key_is_the_reference_key(secret: bytes, dossier: str) -> None:
+    assert row_key(secret, "12025", dossier) == reference_key(secret, "12025", dossier)
 
 
 def test_key_is_stable() -> None:

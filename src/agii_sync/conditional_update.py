@@ -21,6 +21,7 @@ from .outcome import NotCarried, SiteOutcome
 if TYPE_CHECKING:
     from .config import Municipality
     from .domain.plan import Plan
+    from .domain.proof import Stored
     from .engine import Run
     from .formats import workbook
     from .sites.base import Site
@@ -31,6 +32,7 @@ MAX_ATTEMPTS = 5
 
 PlanMaker = Callable[["workbook.LoadedWorkbook | None"], "Plan"]
 Guard = Callable[[bytes | None, bytes, "Plan"], None]
+ProofMaker = Callable[["Plan"], "Stored"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ConditionalUpdate:
     shape: UpdateShape
     guard: Guard | None = None
     only: frozenset[str] | None = None  # the Rij-IDs the plan needs (status_only shapes)
+    proofs: ProofMaker | None = None  # the row proofs of a plan's rows (a push)
 
     def __call__(self) -> SiteOutcome:
         outcome = SiteOutcome(self.municipality.id)
@@ -130,10 +133,13 @@ class ConditionalUpdate:
         return True
 
     def _remember(self, plan: Plan) -> None:
-        memory, site = self.run.memory, self.municipality.id
+        memory, proofs, site = self.run.memory, self.run.proofs, self.municipality.id
         if self.shape.memory == "replace":
             memory.replace(site, plan.rows)
+            proofs.replace(site, self.proofs(plan) if self.proofs else {})
         else:
             changed = {c.row_id for c in plan.changes}
             rows = [r for r in plan.rows if r.rij_id in changed]
-            memory.merge(site, rows, [c.row_id for c in plan.removed])
+            removed = [c.row_id for c in plan.removed]
+            memory.merge(site, rows, removed)
+            proofs.forget(site, removed)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import interrupt
 from .audit import AuditTrail, AuditUnwritable, current_actor, trail_for
-from .conditional_update import ConditionalUpdate, Guard, PlanMaker, UpdateShape
+from .conditional_update import ConditionalUpdate, Guard, PlanMaker, ProofMaker, UpdateShape
 from .config import Config, DeleteLimit, Municipality
 from .domain.check import Finding, check_rows, key_findings
 from .domain.plan import Plan, Reason, Withheld
@@ -32,6 +32,7 @@ from .errors import (
 )
 from .outcome import SiteOutcome, VersionsDeleted
 from .parallel import in_workers
+from .row_proofs import RowProofs
 from .site_pool import SiteAudit, SitePool, SiteWork
 from .sites.base import Site, Snapshot
 from .sites.factory import SiteOpener
@@ -60,6 +61,7 @@ class Run:
     actor: str = ""
     key_check: str | None = None  # of the row-key secret, for commands that make Rij-IDs
     memory: StatusMemory = field(init=False)
+    proofs: RowProofs = field(init=False)  # kept and removed with the status memory
     suppression: SuppressionList = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +70,7 @@ class Run:
         self.actor = self.actor or current_actor(self.config)
         self.audit = self.audit or trail_for(self.config, self.actor)
         self.memory = StatusMemory(self.config.audit_log)
+        self.proofs = RowProofs(self.config.audit_log)
         with interrupt.deferred():  # appends lines: not cut short by Ctrl-C
             self.recover_notes()
 
@@ -135,11 +138,13 @@ class Run:
         *,
         guard: Guard | None = None,
         only: frozenset[str] | None = None,
+        proofs: ProofMaker | None = None,
     ) -> SiteOutcome:
         """Read the workbook, plan, and write the result if the plan changes anything; a
         failure is in the outcome (``ConditionalUpdate``). ``only``: the plan needs only the
-        rows with these Rij-IDs (a status-update)."""
-        return ConditionalUpdate(self, municipality, make_plan, shape, guard, only)()
+        rows with these Rij-IDs (a status-update). ``proofs``: the row proofs of the plan's
+        rows, kept once the workbook holds them (a push)."""
+        return ConditionalUpdate(self, municipality, make_plan, shape, guard, only, proofs)()
 
     def delete_versions(self, m: Municipality, outcome: SiteOutcome) -> None:
         """Delete the workbook's older versions after a write or purge: they would still hold

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,7 +73,6 @@ FREE_TEXT_COLUMNS: tuple[str, ...] = (
 
 MAX_TEXT_LENGTH = 500  # bounds garbage well below Excel's 32,767 characters per cell
 MAX_DOSSIER_LENGTH = 32
-DOSSIER_SEPARATORS = "-/."
 EARLIEST_ATTEST = date(2000, 1, 1)  # the Flemish inburgering programme started in 2004
 LATEST_ATTEST = date(2099, 12, 31)
 EXCEL_EPOCH = date(1899, 12, 30)  # serial 61 = 1900-03-01; Excel's fake 1900-02-29 is older
@@ -128,6 +128,63 @@ class ExportRecord(BaseModel):
         return interests_display(self.interesses)
 
 
+class CarriedRecord(NamedTuple):
+    """An export row whose raw cells are those of a row the last push validated and wrote
+    (domain/proof.py): only its keys, contact language and attest date are read again; its
+    row is taken from the workbook once it is proven unchanged there, else ``cells`` (in
+    EXPORT_COLUMNS order) are validated after all. A tuple: it crosses from the worker that
+    reads the export at a tenth of a model's cost. ``repr`` shows the line only."""
+
+    line: int
+    nis_code: str
+    dossiernummer: str
+    postcode: str
+    contacttaal: str
+    attest_datum: date | None
+    cells: tuple[object, ...]
+
+    def __repr__(self) -> str:
+        return f"CarriedRecord(line={self.line})"
+
+    def raw(self) -> RawRow:
+        return dict(zip(EXPORT_COLUMNS, self.cells, strict=True))
+
+
+Record = ExportRecord | CarriedRecord
+
+
+def carried_record(
+    identity: RejectedRow, raw: RawRow, cells: tuple[object, ...]
+) -> CarriedRecord | None:
+    """The carried form of a row known to be valid (its keys as ``row_identity`` read them,
+    ``cells`` in EXPORT_COLUMNS order); None if they cannot be read after all."""
+    nis, dossier, postcode = identity.nis, identity.dossier, identity.postcode
+    if nis is None or dossier is None or postcode is None:
+        return None
+    try:
+        language = parse_cell("contacttaal", raw.get("contacttaal"))
+        attest = parse_cell("attest_datum", raw.get("attest_datum"))
+    except Rejected:
+        return None
+    assert isinstance(language, str) and (attest is None or isinstance(attest, date))
+    return CarriedRecord(identity.line, nis, dossier, postcode, language, attest, cells)
+
+
+def bewaren_tot(
+    attest: date | None,
+    *,
+    retention_months: int,
+    last_day: date | None = None,
+    without_attest: date | None = None,
+) -> date | None:
+    """The attest date plus ``retention_months``, at most ``last_day`` (the protocol's);
+    ``without_attest`` when there is no attest (docs/protocol.md, art. 3)."""
+    keep = keep_until(attest, retention_months)
+    if keep is None:
+        return without_attest
+    return keep if last_day is None else min(keep, last_day)
+
+
 def to_shared_row(
     record: ExportRecord,
     *,
@@ -136,14 +193,13 @@ def to_shared_row(
     last_day: date | None = None,
     without_attest: date | None = None,
 ) -> SharedRow:
-    """The workbook row of ``record``. ``Bewaren tot`` is the attest date plus
-    ``retention_months``, at most ``last_day`` (the protocol's); ``without_attest`` when there
-    is no attest (docs/protocol.md, art. 3)."""
-    keep = keep_until(record.attest_datum, retention_months)
-    if keep is None:
-        keep = without_attest
-    elif last_day is not None:
-        keep = min(keep, last_day)
+    """The workbook row of ``record``, with its ``bewaren_tot``."""
+    keep = bewaren_tot(
+        record.attest_datum,
+        retention_months=retention_months,
+        last_day=last_day,
+        without_attest=without_attest,
+    )
     return SharedRow(
         rij_id=row_id,
         naam=record.naam,
@@ -251,12 +307,13 @@ def key_text(value: object) -> str:
 # --- one parser per column: normalised text in, value out (or Rejected) ---
 
 
+# ASCII letters and digits, then the separators too (the text is upper-cased first).
+DOSSIER_SHAPE = re.compile(r"[0-9A-Z][0-9A-Z./-]*")
+
+
 def parse_dossier(text: str) -> str:
     dossier = text.upper()
-    allowed = all(
-        char.isascii() and (char.isalnum() or char in DOSSIER_SEPARATORS) for char in dossier
-    )
-    if not allowed or not dossier[0].isalnum() or len(dossier) > MAX_DOSSIER_LENGTH:
+    if len(dossier) > MAX_DOSSIER_LENGTH or DOSSIER_SHAPE.fullmatch(dossier) is None:
         raise Rejected(ProblemCode.INVALID_DOSSIER)
     return dossier
 

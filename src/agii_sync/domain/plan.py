@@ -7,13 +7,14 @@ write. An empty plan means nothing is uploaded.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
 from .codes import listed_status
-from .row import SharedRow
+from .row import AGII_FIELDS, SharedRow
 
 Reason = Literal[
     "added",
@@ -197,8 +198,13 @@ def _shown(status: str) -> str:
 
 
 def changed_columns(old: SharedRow, new: SharedRow) -> tuple[str, ...]:
+    if old is new or _agii_values(old) == _agii_values(new):  # most rows of most pushes
+        return ()
     before, after = old.agii_cells(), new.agii_cells()
     return tuple(column for column in after if before[column] != after[column])
+
+
+_agii_values = operator.attrgetter(*(name for name, _ in AGII_FIELDS))
 
 
 def statuses_kept(before: Iterable[SharedRow], after: Iterable[SharedRow]) -> list[str]:

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import Municipality
-from .export import ExportRecord
+from .export import Record
 from .problems import Problem, ProblemCode
 from .rejections import RejectedRow
 
 
 @dataclass
 class Routing:
-    by_site: dict[str, list[ExportRecord]]  # municipality id → its records, in export order
+    by_site: dict[str, list[Record]]  # municipality id → its records, in export order
     skipped_other_nis: int = 0  # rows for municipalities not in the config
     problems: list[Problem] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
@@ -44,7 +44,7 @@ class Scope:
         return nis is not None and nis not in self.nis and postcode not in self.postal_codes
 
 
-def route(records: list[ExportRecord], municipalities: list[Municipality]) -> Routing:
+def route(records: list[Record], municipalities: list[Municipality]) -> Routing:
     by_nis = {m.nis: m for m in municipalities}
     scope = Scope.of(municipalities)
     routing = Routing(by_site={m.id: [] for m in municipalities})
@@ -61,7 +61,7 @@ def route(records: list[ExportRecord], municipalities: list[Municipality]) -> Ro
     return routing
 
 
-def _reject(routing: Routing, record: ExportRecord, code: ProblemCode, *, column: str) -> None:
+def _reject(routing: Routing, record: Record, code: ProblemCode, *, column: str) -> None:
     """A valid row that goes nowhere: its exact dossier number keeps its person everywhere."""
     routing.problems.append(Problem.of(code, line=record.line, column=column))
     routing.rejected.append(

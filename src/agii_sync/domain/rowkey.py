@@ -16,8 +16,6 @@ from functools import lru_cache
 
 CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 KEY_BITS = 50
-_BITS_PER_CHAR = 5
-_GROUP = 5
 
 
 def row_key(secret: bytes, nis: str, dossier: str) -> str:
@@ -27,9 +25,7 @@ def row_key(secret: bytes, nis: str, dossier: str) -> str:
         raise ValueError("nis must be five digits")
     message = f"{nis}:{normalize_dossier(dossier)}".encode()
     digest = hmac.digest(secret, message, "sha256")  # one-shot: the C implementation
-    bits = int.from_bytes(digest[:7], "big") >> (7 * 8 - KEY_BITS)
-    text = _crockford(bits, KEY_BITS // _BITS_PER_CHAR)
-    return f"{text[:_GROUP]}-{text[_GROUP:]}"
+    return _shown(digest)
 
 
 KEY_CHECK_SALT = b"agii-sync row-key check"
@@ -42,20 +38,25 @@ def key_check(secret: bytes) -> str:
     each workbook, so a push with another secret (which would re-key every row and drop every
     status) is refused. Slow (PBKDF2), so it is no shortcut for trying secrets."""
     digest = hashlib.pbkdf2_hmac("sha256", secret, KEY_CHECK_SALT, KEY_CHECK_ROUNDS)
-    text = _crockford(int.from_bytes(digest[:7], "big") >> 6, KEY_BITS // _BITS_PER_CHAR)
-    return f"{text[:_GROUP]}-{text[_GROUP:]}"
+    return _shown(digest)
 
 
 def normalize_dossier(dossier: str) -> str:
     return dossier.strip().upper()
 
 
-def _crockford(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, index = divmod(value, 32)
-        chars.append(CROCKFORD_ALPHABET[index])
-    return "".join(reversed(chars))
+_PAIRS = tuple(a + b for a in CROCKFORD_ALPHABET for b in CROCKFORD_ALPHABET)  # 10 bits each
+
+
+def _shown(digest: bytes) -> str:
+    """The first ``KEY_BITS`` bits of ``digest`` as ``XXXXX-XXXXX`` (Crockford base32)."""
+    bits = int.from_bytes(digest[:7], "big") >> (7 * 8 - KEY_BITS)
+    return f"{_group(bits >> 25)}-{_group(bits & 0x1FFFFFF)}"
+
+
+def _group(bits: int) -> str:
+    """25 bits as five symbols, most significant first."""
+    return _PAIRS[bits >> 15] + _PAIRS[(bits >> 5) & 0x3FF] + CROCKFORD_ALPHABET[bits & 0x1F]
 
 
 def person_key(secret: bytes, dossier: str) -> str:
@@ -65,4 +66,4 @@ def person_key(secret: bytes, dossier: str) -> str:
     if not secret:
         raise ValueError("the row-key secret is empty")
     message = f"person:{normalize_dossier(dossier)}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret, message, "sha256").hex()

@@ -11,7 +11,7 @@ from functools import cache
 
 import pycountry
 
-from .export import ExportRecord
+from .export import Record
 from .plan import Reason
 from .problems import Problem, ProblemCode
 from .rejections import RejectedRow
@@ -25,21 +25,27 @@ SIGN_COLLECTIVE = frozenset({"sgn"})  # ISO 639-2 "Sign Languages"
 
 @cache
 def sign_languages() -> frozenset[str]:
-    found = {
-        language.alpha_3
-        for language in pycountry.languages
-        if any(marker in language.name.casefold() for marker in SIGN_MARKERS)
-    }
+    found = {language.alpha_3 for language in pycountry.languages if _is_sign(language.name)}
     return frozenset(found | SIGN_COLLECTIVE)
 
 
+@cache  # a few dozen codes over thousands of rows; no walk through all 7,900 languages
 def is_sign_language(code: str) -> bool:
-    return code.casefold() in sign_languages()
+    """Whether ``code`` is in ``sign_languages()``, looked up on its own."""
+    code = code.casefold()
+    if code in SIGN_COLLECTIVE:
+        return True
+    language = pycountry.languages.get(alpha_3=code)
+    return language is not None and _is_sign(language.name)
+
+
+def _is_sign(name: str) -> bool:
+    return any(marker in name.casefold() for marker in SIGN_MARKERS)
 
 
 @dataclass
 class Screened:
-    records: list[ExportRecord]
+    records: list[Record]
     withheld: list[tuple[str | None, str, Reason]] = field(default_factory=list)  # nis, dossier
     problems: list[Problem] = field(default_factory=list)
     suppressed: int = 0  # export rows of people on the suppression list
@@ -52,9 +58,11 @@ class Screen:
     allow_sign_languages: bool = False
 
     def is_suppressed(self, dossier: str) -> bool:
-        return self.person_key is not None and self.person_key(dossier) in self.suppressed
+        if not self.suppressed or self.person_key is None:
+            return False
+        return self.person_key(dossier) in self.suppressed
 
-    def records(self, records: Iterable[ExportRecord]) -> Screened:
+    def records(self, records: Iterable[Record]) -> Screened:
         screened = Screened([])
         for record in records:
             identity = (record.nis_code, record.dossiernummer)

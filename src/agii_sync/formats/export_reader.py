@@ -26,12 +26,14 @@ import openpyxl
 from ..domain.export import (
     EXPORT_COLUMNS,
     REQUIRED_COLUMNS,
-    ExportRecord,
+    Record,
+    carried_record,
     cell_text,
     row_identity,
     validate_row,
 )
 from ..domain.problems import Problem, ProblemCode
+from ..domain.proof import Proofs
 from ..domain.rejections import RejectedRow
 from ..domain.routing import Scope
 from ..errors import InputError, UsageError
@@ -59,35 +61,41 @@ Cells = Sequence[object]
 
 @dataclass
 class ExportReadResult:
-    records: list[ExportRecord] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)  # carried ones only with proofs
     problems: list[Problem] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)  # what can be read of them
     unknown_columns: list[str] = field(default_factory=list)  # names only, never copied
     did_you_mean: dict[str, str] = field(default_factory=dict)  # unknown column → known name
     rows_read: int = 0
     skipped_other_nis: int = 0  # rows of municipalities outside the scope: not validated
+    proofs: dict[int, bytes] = field(default_factory=dict)  # line → raw digest, faultless rows
 
 
 @dataclass
 class _CheckedRow:
     line: int
-    record: ExportRecord | None
+    record: Record | None
     problems: list[Problem]
     identity: RejectedRow
     skipped: bool = False
+    proof: bytes | None = None  # of the raw cells, when proofs are asked for
 
     @property
     def dossier(self) -> str | None:
         return self.identity.dossier
 
 
-def read_export(path: Path, scope: Scope | None = None) -> ExportReadResult:
+def read_export(
+    path: Path, scope: Scope | None = None, proofs: Proofs | None = None
+) -> ExportReadResult:
     """Read and validate the export. With ``scope`` (the configured municipalities), a row
     with a valid NIS code and a postcode outside it is skipped and counted, not validated:
-    another municipality's data problems are not this run's."""
+    another municipality's data problems are not this run's. With ``proofs``, a row whose
+    raw digest is known is carried, not validated (domain/proof.py), and the digest of every
+    row without a problem is in ``proofs`` of the result."""
     data = _read_bytes(path)
     is_csv = not data.startswith(ZIP_MAGIC)
-    return _check_rows(path, _rows(path, data), is_csv=is_csv, scope=scope)
+    return _check_rows(path, _rows(path, data), is_csv=is_csv, scope=scope, proofs=proofs)
 
 
 def read_table(path: Path) -> list[tuple[int, Cells]]:
@@ -338,6 +346,7 @@ def _check_rows(
     *,
     is_csv: bool,
     scope: Scope | None = None,
+    proofs: Proofs | None = None,
 ) -> ExportReadResult:
     result = ExportReadResult()
     if not rows:
@@ -346,7 +355,7 @@ def _check_rows(
     columns = _map_header(path, header, result)
     body = [(line, cells) for line, cells in rows[1:] if not _is_empty(cells)]
     result.unknown_columns += _unnamed_columns_with_data(header, body, is_csv=is_csv)
-    checked = [_check_row(line, cells, columns, is_csv, scope) for line, cells in body]
+    checked = [_check_row(line, cells, columns, is_csv, scope, proofs) for line, cells in body]
     result.rows_read = len(checked)
     _reject_duplicate_dossiers(checked)
     for row in checked:
@@ -355,6 +364,8 @@ def _check_rows(
             result.skipped_other_nis += 1
         elif row.record is not None:
             result.records.append(row.record)
+            if row.proof is not None and not row.problems:
+                result.proofs[row.line] = row.proof
         else:
             result.rejected.append(row.identity)
     return result
@@ -381,16 +392,27 @@ def _check_row(
     columns: list[str | None],
     is_csv: bool,
     scope: Scope | None,
+    proofs: Proofs | None = None,
 ) -> _CheckedRow:
-    raw = {column: cell for column, cell in zip(columns, cells, strict=False) if column}
+    raw = dict.fromkeys(EXPORT_COLUMNS)  # in column order, None where the export has no cell
+    raw.update((column, cell) for column, cell in zip(columns, cells, strict=False) if column)
     identity = row_identity(line, raw)
     if scope is not None and scope.is_other_municipality(identity.nis, identity.postcode):
         return _CheckedRow(line, None, [], identity, skipped=True)
+    extra = is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :])
+    proof = None
+    if proofs is not None:
+        in_order = tuple(raw.values())
+        proof = proofs.of_raw(in_order)
+        known = proof in proofs.known and not extra
+        carried = carried_record(identity, raw, in_order) if known else None
+        if carried is not None:
+            return _CheckedRow(line, carried, [], identity, proof=proof)
     record, problems = validate_row(line, raw)
-    if is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :]):
+    if extra:
         problems.append(Problem.of(ProblemCode.EXTRA_FIELDS, line=line, column=None))
         record = None
-    return _CheckedRow(line, record, problems, identity)
+    return _CheckedRow(line, record, problems, identity, proof=proof)
 
 
 def _reject_duplicate_dossiers(rows: list[_CheckedRow]) -> None:
@@ -408,4 +430,6 @@ def _reject_duplicate_dossiers(rows: list[_CheckedRow]) -> None:
 
 
 def _is_empty(cells: Cells) -> bool:
+    if isinstance(cells, list):  # a CSV line: text only, joined in C
+        return not "".join(cells).strip()
     return not any(cell_text(cell).strip() for cell in cells)

@@ -22,9 +22,15 @@ from ..conditional_update import PUSH
 from ..config import Config, DeleteLimit, Municipality
 from ..domain import rejections
 from ..domain.codes import listed_status
-from ..domain.export import ExportRecord, to_shared_row
+from ..domain.export import (
+    CarriedRecord,
+    Record,
+    bewaren_tot,
+    to_shared_row,
+)
 from ..domain.plan import Plan, Reason, Withheld, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
+from ..domain.proof import Proofs, Stored, proof_key
 from ..domain.rejections import RejectedRow, SiteRejections
 from ..domain.retention import keep_until_without_attest
 from ..domain.routing import Routing, Scope, route
@@ -36,8 +42,10 @@ from ..errors import ExitCode, SafetyStop
 from ..formats.export_reader import ExportReadResult, read_export
 from ..outcome import SiteOutcome, worst
 from ..parallel import BackgroundCall, can_start_workers, usable_cores
+from ..row_proofs import raw_digests
 from .access import require_access
 from .facts import Pushed
+from .proven import ProvenRows
 from .window import require_protocol_active
 
 if TYPE_CHECKING:
@@ -88,6 +96,8 @@ def push(
     secret = rowkey_secret()
     run.key_check = key_check(secret)
     limit = max_delete or run.config.agii.max_delete
+    stored = {m.id: run.proofs.read(m.id) for m in municipalities}
+    proofs = Proofs(proof_key(secret), raw_digests(stored.values()))
     # --strict must know every row before any site is touched; otherwise a big export is
     # validated in the background while the workbooks are downloaded and parsed.
     screen = Screen(
@@ -95,7 +105,9 @@ def push(
         person_key=lambda dossier: person_key(secret, dossier),
         allow_sign_languages=run.config.agii.allow_sign_languages,
     )
-    export = ExportInBackground(export_path, run.config, background=not strict, screen=screen)
+    export = ExportInBackground(
+        export_path, run.config, background=not strict, screen=screen, proofs=proofs
+    )
     with export:
         if strict and has_errors(export.prepared().summary.problems):
             return PushReport(export.prepared().summary, blocked_by_strict=True)
@@ -103,12 +115,12 @@ def push(
         def one_site(m: Municipality) -> SiteOutcome:
             made: list[Wanted] = []  # once per site, whatever the attempts
 
-            def desired() -> Wanted:
+            def desired(loaded: workbook.LoadedWorkbook | None) -> Wanted:
                 if not made:
-                    made.append(site_rows())
+                    made.append(site_rows(loaded))
                 return made[0]
 
-            def site_rows() -> Wanted:
+            def site_rows(loaded: workbook.LoadedWorkbook | None) -> Wanted:
                 prepared = export.prepared()
                 rejected = rejections.for_site(
                     prepared.rejected,
@@ -124,8 +136,11 @@ def push(
                 drop.update(run.suppressed(m))
                 # The records become the site's rows: not kept beside them (memory).
                 records = prepared.routing.by_site.pop(m.id, [])
-                shared = _shared_row_maker(run, secret, m)
-                return Wanted([shared(r) for r in records], rejected, drop)
+                proven = ProvenRows(proofs, stored.pop(m.id), loaded, prepared.proofs, run.today)
+                shared = _shared_row_maker(run, secret, m, proven)
+                rows = [shared(r) for r in records]
+                proven.made(records, rows, drop)
+                return Wanted(rows, rejected, drop, proven)
 
             return push_site(run, m, desired, limit=limit)
 
@@ -139,16 +154,18 @@ class PreparedExport:
     routing: Routing
     rejected: list[RejectedRow]  # people kept as they are on their site
     withheld: list[tuple[str | None, str, Reason]] = field(default_factory=list)  # never shared
+    proofs: dict[int, bytes] = field(default_factory=dict)  # line → raw digest (push only)
 
 
 @dataclass
 class Wanted:
     """A site's rows from the export; the rejected rows as this site sees them (people
-    kept as they are); row IDs that may not be shared, with why."""
+    kept as they are); row IDs that may not be shared, with why; the rows' proofs."""
 
     rows: list[SharedRow]
     rejected: SiteRejections = field(default_factory=lambda: SiteRejections(frozenset()))
     drop: Withheld = field(default_factory=dict)
+    proven: ProvenRows | None = None
 
 
 class ExportInBackground:
@@ -157,10 +174,17 @@ class ExportInBackground:
     parse on another core). ``prepared()`` waits for it; an unreadable export raises there."""
 
     def __init__(
-        self, path: Path, config: Config, *, background: bool, screen: Screen | None = None
+        self,
+        path: Path,
+        config: Config,
+        *,
+        background: bool,
+        screen: Screen | None = None,
+        proofs: Proofs | None = None,
     ) -> None:
         self.path = path
         self.config = config
+        self.proofs = proofs
         self.screen = screen or Screen(allow_sign_languages=config.agii.allow_sign_languages)
         self.background = background and _worth_a_process(path)
         self._job: BackgroundCall[ExportReadResult] | None = None
@@ -169,7 +193,7 @@ class ExportInBackground:
 
     def __enter__(self) -> ExportInBackground:
         if self.background:
-            self._job = BackgroundCall(read_export, self.path, self._scope)
+            self._job = BackgroundCall(read_export, self.path, self._scope, self.proofs)
         else:
             self.prepared()  # an unreadable export fails before any site is read
         return self
@@ -193,7 +217,7 @@ class ExportInBackground:
 
     def _result(self) -> ExportReadResult:
         if self._job is None:
-            return read_export(self.path, self._scope)
+            return read_export(self.path, self._scope, self.proofs)
         return self._job.result()  # an InputError in the child is raised here, hint and all
 
     @property
@@ -215,7 +239,7 @@ class ExportInBackground:
             per_site={m_id: len(rows) for m_id, rows in routing.by_site.items()},
         )
         withheld = [*screened.withheld, *((None, d, "suppressed") for d in suppressed)]
-        return PreparedExport(summary, routing, rejected, withheld)
+        return PreparedExport(summary, routing, rejected, withheld, result.proofs)
 
 
 def prepare_export(path: Path, config: Config) -> PreparedExport:
@@ -245,16 +269,29 @@ def _problem_order(problem: Problem) -> tuple[int, str]:
 
 
 def _shared_row_maker(
-    run: Run, secret: bytes, m: Municipality
-) -> Callable[[ExportRecord], SharedRow]:
-    """The site's row of an export record (what is the same for every row, worked out once)."""
+    run: Run, secret: bytes, m: Municipality, proven: ProvenRows
+) -> Callable[[Record], SharedRow]:
+    """The site's row of an export record (what is the same for every row, worked out once);
+    a carried record's from the workbook when it can be (runs/proven.py)."""
     retention_months = run.config.retention_months(m)
     without_attest = keep_without_attest(run, m)
 
-    def shared_row(record: ExportRecord) -> SharedRow:
+    def shared_row(record: Record) -> SharedRow:
+        row_id = row_key(secret, m.nis, record.dossiernummer)
+        if isinstance(record, CarriedRecord):
+            keep = bewaren_tot(
+                record.attest_datum,
+                retention_months=retention_months,
+                last_day=m.last_day,
+                without_attest=without_attest,
+            )
+            made = proven.row(m, record, row_id, keep)
+            if isinstance(made, SharedRow):
+                return made
+            record = made
         return to_shared_row(
             record,
-            row_id=row_key(secret, m.nis, record.dossiernummer),
+            row_id=row_id,
             retention_months=retention_months,
             last_day=m.last_day,
             without_attest=without_attest,
@@ -274,23 +311,26 @@ UNSHAREABLE: tuple[Reason, ...] = ("suppressed", "special_category")
 def push_site(
     run: Run,
     m: Municipality,
-    wanted: Callable[[], Wanted],
+    wanted: Callable[[workbook.LoadedWorkbook | None], Wanted],
     *,
     limit: DeleteLimit,
 ) -> SiteOutcome:
-    """``wanted()`` gives the site's rows from the export, the row IDs to keep as they are and
-    those that may not be shared; it is called once the workbook is loaded."""
+    """``wanted(loaded)`` gives the site's rows from the export, the row IDs to keep as they
+    are and those that may not be shared, and their proofs (kept once the workbook holds the
+    rows); it is called once the workbook is loaded."""
     require_protocol_active(m, run.today)
     require_access(run, m)
     desired: list[SharedRow] = []
     not_in_list: list[str] = []
+    proven: list[ProvenRows] = []
 
     def make_plan(loaded: workbook.LoadedWorkbook | None) -> Plan:
         refuse_unwritable(loaded, run.today)
         refuse_another_secret(m, loaded, run.key_check)
         current = loaded.shared_rows if loaded else []
-        want = wanted()
+        want = wanted(loaded)
         desired[:] = want.rows
+        proven[:] = [want.proven] if want.proven else []
         plan = plan_push(
             current,
             want.rows,
@@ -310,7 +350,10 @@ def push_site(
         ]
         return plan
 
-    outcome = run.update_workbook(m, make_plan, PUSH)
+    def proofs_after(plan: Plan) -> Stored:
+        return proven[0].after(plan) if proven else {}
+
+    outcome = run.update_workbook(m, make_plan, PUSH, proofs=proofs_after)
     if outcome.error is not None:
         return outcome
     past_retention = sum(
