@@ -82,6 +82,11 @@ class SharedRow(BaseModel):
         object.__setattr__(row, "__pydantic_private__", None)
         return row
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its values (a workbook's rows cross from the worker that read them):
+        a fifth of a model's pickle, read back without validation, as they were read."""
+        return (_from_values, (tuple(self.__dict__.values()),))
+
     def cells(self) -> tuple[object, ...]:
         """The values in COLUMNS order."""
         return tuple(getattr(self, name) for name in FIELD_NAMES)
@@ -89,6 +94,10 @@ class SharedRow(BaseModel):
     def agii_cells(self) -> dict[str, object]:
         """The columns AgII owns, by header: what a push compares."""
         return {column: getattr(self, name) for name, column in AGII_FIELDS}
+
+
+def _from_values(values: tuple[object, ...]) -> SharedRow:
+    return SharedRow.read_from_sheet(dict(zip(FIELD_NAMES, values, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,21 @@ class SheetRow:
     row: SharedRow
     formula_columns: tuple[str, ...] = ()
     status_typed: str = ""  # "number", "date", "boolean" or "padded": kept as typed, flagged
+
+    def packed(self) -> tuple[object, ...]:
+        """Plain values only, for a list of rows to cross between processes in one piece."""
+        return (
+            self.sheet_row,
+            *self.row.__dict__.values(),
+            self.formula_columns,
+            self.status_typed,
+        )
+
+    @classmethod
+    def unpacked(cls, values: tuple[object, ...]) -> SheetRow:
+        sheet_row, *fields, formula_columns, status_typed = values
+        row = SharedRow.read_from_sheet(dict(zip(FIELD_NAMES, fields, strict=True)))
+        return cls(sheet_row, row, formula_columns, status_typed)  # type: ignore[arg-type]
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)
