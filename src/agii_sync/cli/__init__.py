@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from .. import __version__, interrupt
+from .. import __version__, gcpolicy, interrupt
 from ..errors import AgiiError, ExitCode
 
 if TYPE_CHECKING:
@@ -186,7 +186,8 @@ def execute(ctx: typer.Context, work: Callable[[State], Any]) -> NoReturn:
 
 
 def _run(state: State, work: Callable[[State], Any]) -> ExitCode:
-    code = _run_work(state, work)
+    with gcpolicy.fewer_collections():
+        code = _run_work(state, work)
     if interrupt.stopped() and code != ExitCode.TEMPORARY:  # the signal came after the sites
         state.output.failure(f"stopped by {interrupt.signal_name()}; run it again")
         code = max(code, ExitCode.TEMPORARY)

@@ -77,7 +77,9 @@ class SharedRow(BaseModel):
         read makes thousands. ``values`` holds every field by name."""
         row = cls.__new__(cls)
         object.__setattr__(row, "__dict__", values)
-        object.__setattr__(row, "__pydantic_fields_set__", set(values))
+        # One set for every row read (a set per row is a third of its memory): pydantic only
+        # ever updates a copy of it (model_copy), and the model is frozen.
+        object.__setattr__(row, "__pydantic_fields_set__", _EVERY_FIELD)
         object.__setattr__(row, "__pydantic_extra__", None)
         object.__setattr__(row, "__pydantic_private__", None)
         return row
@@ -127,6 +129,7 @@ class SheetRow:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)
+_EVERY_FIELD = set(FIELD_NAMES)
 AGII_FIELDS: tuple[tuple[str, str], ...] = tuple(
     (name, column)
     for name, column in zip(FIELD_NAMES, COLUMNS, strict=True)
