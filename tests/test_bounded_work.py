@@ -21,6 +21,7 @@ import pytest
 
 from agii_sync.config import Municipality
 from agii_sync.demo_data import write_synthetic_export
+from agii_sync.domain.export import EXPORT_COLUMNS
 from agii_sync.errors import InputError, LayoutError
 from agii_sync.formats import limits
 from agii_sync.formats import workbook as workbook_format
@@ -155,7 +156,8 @@ def test_a_part_that_lies_about_its_size_is_cut_at_the_budget(export_xlsx: bytes
 def test_rows_far_below_the_data_are_refused_without_walking_to_them(
     tmp_path: Path, export_xlsx: bytes
 ) -> None:
-    far = SHEET_START + b'<row r="1"><c t="inlineStr"><is><t>x</t></is></c></row>'
+    header = "".join(f'<c t="inlineStr"><is><t>{column}</t></is></c>' for column in EXPORT_COLUMNS)
+    far = SHEET_START + f'<row r="1">{header}</row>'.encode()  # a header: the rows are read
     far += b'<row r="1048576"><c t="inlineStr"><is><t>y</t></is></c></row>' + SHEET_END
     with zipfile.ZipFile(io.BytesIO(export_xlsx)) as source:
         out = io.BytesIO()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agii_sync.demo_data import write_export
 from agii_sync.domain import proof
 from agii_sync.formats import export_reader
 from agii_sync.runs import proven
@@ -200,3 +201,22 @@ def test_a_dry_run_keeps_no_proof(workspace: Workspace, validated: list[int]) ->
     result = workspace.cli("push", "--dry-run", str(workspace.export(PEOPLE)))
     assert result.exit_code == 0, result.output
     assert not proofs_file(workspace).exists()
+
+
+def test_a_line_read_again_must_be_the_line_read_first(tmp_path: Path) -> None:
+    """A carried row that must be validated after all is read from the export again; if the
+    file changed meanwhile, the push of that site stops (exit 2) rather than use other data."""
+    from agii_sync.errors import InputError
+
+    path = tmp_path / "export.csv"
+    write_export(path, PEOPLE)
+    proofs = proof.Proofs(proof.proof_key(b"secret"))
+    first = export_reader.read_export(path, proofs=proofs)
+    wanted = {3: first.proofs[3], 7: first.proofs[7]}
+    again = export_reader.read_again(path, proofs, wanted)
+    assert sorted(again) == [3, 7] and again[3]["naam"] == PEOPLE[1]["naam"]
+    changed = [dict(p) for p in PEOPLE]
+    changed[5]["email"] = "iemand.anders@voorbeeld.be"  # line 7
+    write_export(path, changed)
+    with pytest.raises(InputError, match="changed while push read it"):
+        export_reader.read_again(path, proofs, wanted)

@@ -32,7 +32,7 @@ from .codes import (
 from .problems import Problem, ProblemCode, has_errors
 from .rejections import RejectedRow, guess_dossier
 from .retention import keep_until
-from .row import SharedRow
+from .row import SharedRow, shares_fields_set
 
 EXPORT_COLUMNS: tuple[str, ...] = (
     "dossiernummer",
@@ -131,9 +131,10 @@ class ExportRecord(BaseModel):
 class CarriedRecord(NamedTuple):
     """An export row whose raw cells are those of a row the last push validated and wrote
     (domain/proof.py): only its keys, contact language and attest date are read again; its
-    row is taken from the workbook once it is proven unchanged there, else ``cells`` (in
-    EXPORT_COLUMNS order) are validated after all. A tuple: it crosses from the worker that
-    reads the export at a tenth of a model's cost. ``repr`` shows the line only."""
+    row is taken from the workbook once it is proven unchanged there, else its line is read
+    again and validated after all. Its cells are not kept (memory). A tuple: it crosses from
+    the worker that reads the export at a tenth of a model's cost. ``repr`` shows the line
+    only."""
 
     line: int
     nis_code: str
@@ -141,23 +142,17 @@ class CarriedRecord(NamedTuple):
     postcode: str
     contacttaal: str
     attest_datum: date | None
-    cells: tuple[object, ...]
 
     def __repr__(self) -> str:
         return f"CarriedRecord(line={self.line})"
-
-    def raw(self) -> RawRow:
-        return dict(zip(EXPORT_COLUMNS, self.cells, strict=True))
 
 
 Record = ExportRecord | CarriedRecord
 
 
-def carried_record(
-    identity: RejectedRow, raw: RawRow, cells: tuple[object, ...]
-) -> CarriedRecord | None:
-    """The carried form of a row known to be valid (its keys as ``row_identity`` read them,
-    ``cells`` in EXPORT_COLUMNS order); None if they cannot be read after all."""
+def carried_record(identity: RejectedRow, raw: RawRow) -> CarriedRecord | None:
+    """The carried form of a row known to be valid (its keys as ``row_identity`` read them);
+    None if they cannot be read after all."""
     nis, dossier, postcode = identity.nis, identity.dossier, identity.postcode
     if nis is None or dossier is None or postcode is None:
         return None
@@ -167,7 +162,7 @@ def carried_record(
     except Rejected:
         return None
     assert isinstance(language, str) and (attest is None or isinstance(attest, date))
-    return CarriedRecord(identity.line, nis, dossier, postcode, language, attest, cells)
+    return CarriedRecord(identity.line, nis, dossier, postcode, language, attest)
 
 
 def bewaren_tot(
@@ -200,7 +195,7 @@ def to_shared_row(
         last_day=last_day,
         without_attest=without_attest,
     )
-    return SharedRow(
+    row = SharedRow(
         rij_id=row_id,
         naam=record.naam,
         voornaam=record.voornaam,
@@ -216,6 +211,7 @@ def to_shared_row(
         bewaren_tot=keep,
         status_activiteit="",
     )
+    return shares_fields_set(row)
 
 
 def validate_row(line: int, raw: RawRow) -> tuple[ExportRecord | None, list[Problem]]:
@@ -230,7 +226,7 @@ def validate_row(line: int, raw: RawRow) -> tuple[ExportRecord | None, list[Prob
     problems.extend(_formula_warnings(line, values))
     if has_errors(problems):
         return None, problems
-    return ExportRecord(line=line, **values), problems
+    return shares_fields_set(ExportRecord(line=line, **values)), problems
 
 
 def row_identity(line: int, raw: RawRow) -> RejectedRow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,9 +78,7 @@ class SharedRow(BaseModel):
         read makes thousands. ``values`` holds every field by name."""
         row = cls.__new__(cls)
         object.__setattr__(row, "__dict__", values)
-        # One set for every row read (a set per row is a third of its memory): pydantic only
-        # ever updates a copy of it (model_copy), and the model is frozen.
-        object.__setattr__(row, "__pydantic_fields_set__", _EVERY_FIELD)
+        object.__setattr__(row, "__pydantic_fields_set__", _EVERY_FIELD)  # shares_fields_set
         object.__setattr__(row, "__pydantic_extra__", None)
         object.__setattr__(row, "__pydantic_private__", None)
         return row
@@ -100,6 +99,20 @@ class SharedRow(BaseModel):
 
 def _from_values(values: tuple[object, ...]) -> SharedRow:
     return SharedRow.read_from_sheet(dict(zip(FIELD_NAMES, values, strict=True)))
+
+
+Model = TypeVar("Model", bound=BaseModel)
+_FIELD_SETS: dict[type, set[str]] = {}
+
+
+def shares_fields_set(model: Model) -> Model:
+    """``model`` (every field given) with the one fields set all its kind shares: pydantic
+    keeps a set per instance, a third of a row's memory over tens of thousands of rows, and
+    only ever updates a copy of it (``model_copy``; the models are frozen)."""
+    shared = _FIELD_SETS.setdefault(type(model), set(type(model).model_fields))
+    assert model.__pydantic_fields_set__ == shared
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+    return model
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,7 @@ class SheetRow:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)
-_EVERY_FIELD = set(FIELD_NAMES)
+_EVERY_FIELD = _FIELD_SETS.setdefault(SharedRow, set(FIELD_NAMES))
 AGII_FIELDS: tuple[tuple[str, str], ...] = tuple(
     (name, column)
     for name, column in zip(FIELD_NAMES, COLUMNS, strict=True)

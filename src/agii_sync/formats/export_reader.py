@@ -101,10 +101,11 @@ def read_export(
 def read_table(path: Path) -> list[tuple[int, Cells]]:
     """Any CSV/XLSX table as (line, cells), header first: the format, encoding and delimiter
     rules of the export, without its columns (used for the ``status-update --from`` file)."""
-    return _rows(path, _read_bytes(path))
+    return list(_rows(path, _read_bytes(path)))
 
 
-def _rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
+def _rows(path: Path, data: bytes) -> Iterator[tuple[int, Cells]]:
+    """The rows one by one: an export of 50,000 people is never held as cells all at once."""
     if data.startswith(ZIP_MAGIC):
         return _xlsx_rows(path, data)
     return _csv_rows(path, data)
@@ -129,7 +130,7 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _csv_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
+def _csv_rows(path: Path, data: bytes) -> Iterator[tuple[int, Cells]]:
     text = _decode(path, data)
     end = text.find("\n")
     header_line = text[: end if 0 <= end <= MAX_LINE_CHARACTERS else MAX_LINE_CHARACTERS]
@@ -137,18 +138,16 @@ def _csv_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
         raise InputError(f"{path}: not a CSV or XLSX file (binary content)", hint=FORMAT_HINT)
     delimiter = max(CSV_DELIMITERS, key=header_line.count)
     reader = csv.reader(_physical_lines(path, text), delimiter=delimiter)
-    rows: list[tuple[int, Cells]] = []
     line = 0
     try:
         for line, cells in enumerate(reader, start=1):
             _refuse_wide(path, line, cells)
-            rows.append((line, cells))
+            yield line, cells
     except csv.Error:
         raise InputError(
             f"{path}: line {line + 1} cannot be read as CSV",
             hint="check its quotes; a cell may not be longer than 131,072 characters",
         ) from None
-    return rows
 
 
 def _physical_lines(path: Path, text: str) -> Iterator[str]:
@@ -214,7 +213,7 @@ def _decode(path: Path, data: bytes) -> str:
     )
 
 
-def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
+def _xlsx_rows(path: Path, data: bytes) -> Iterator[tuple[int, Cells]]:
     refuse_zip_bomb(path, data)
     try:
         with warnings.catch_warnings():
@@ -223,12 +222,10 @@ def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, Cells]]:
             try:
                 sheet = workbook.worksheets[0]
                 sheet.reset_dimensions()  # some writers store a wrong sheet size
-                rows = []
                 for line, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
                     _refuse_long(path, line)
                     _refuse_wide(path, line, cells)
-                    rows.append((line, cells))
-                return rows
+                    yield line, cells
             finally:
                 workbook.close()
     except InputError:
@@ -342,20 +339,26 @@ def _columns_hint() -> str:
 
 def _check_rows(
     path: Path,
-    rows: list[tuple[int, Cells]],
+    rows: Iterable[tuple[int, Cells]],
     *,
     is_csv: bool,
     scope: Scope | None = None,
     proofs: Proofs | None = None,
 ) -> ExportReadResult:
     result = ExportReadResult()
-    if not rows:
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
         raise InputError(f"{path}: the file is empty", hint=FORMAT_HINT)
-    header = rows[0][1]
+    header = first[1]
     columns = _map_header(path, header, result)
-    body = [(line, cells) for line, cells in rows[1:] if not _is_empty(cells)]
-    result.unknown_columns += _unnamed_columns_with_data(header, body, is_csv=is_csv)
-    checked = [_check_row(line, cells, columns, is_csv, scope, proofs) for line, cells in body]
+    unnamed = _UnnamedColumns(header, is_csv=is_csv)
+    checked = []
+    for line, cells in rows:
+        if not _is_empty(cells):
+            unnamed.look_at(cells)
+            checked.append(_check_row(line, cells, columns, is_csv, scope, proofs))
+    result.unknown_columns += unnamed.with_data()
     result.rows_read = len(checked)
     _reject_duplicate_dossiers(checked)
     for row in checked:
@@ -371,19 +374,23 @@ def _check_rows(
     return result
 
 
-def _unnamed_columns_with_data(
-    header: Cells, body: list[tuple[int, Cells]], *, is_csv: bool
-) -> list[str]:
+class _UnnamedColumns:
     """Columns that hold data under an empty header cell (never copied, but named: someone
     may think they are). In a CSV, cells past the header are an ``extra_fields`` problem."""
-    unnamed = {p for p, cell in enumerate(header) if not header_key(cell_text(cell))}
-    found: set[int] = set()
-    for _, cells in body:
-        beyond = range(len(header), len(cells)) if not is_csv else range(0)
-        for position in (*unnamed, *beyond):
+
+    def __init__(self, header: Cells, *, is_csv: bool) -> None:
+        self.unnamed = [p for p, cell in enumerate(header) if not header_key(cell_text(cell))]
+        self.width, self.is_csv = len(header), is_csv
+        self.found: set[int] = set()
+
+    def look_at(self, cells: Cells) -> None:
+        beyond = range(self.width, len(cells)) if not self.is_csv else range(0)
+        for position in (*self.unnamed, *beyond):
             if position < len(cells) and cell_text(cells[position]).strip():
-                found.add(position)
-    return [f"(column {position + 1}, no header)" for position in sorted(found)]
+                self.found.add(position)
+
+    def with_data(self) -> list[str]:
+        return [f"(column {position + 1}, no header)" for position in sorted(self.found)]
 
 
 def _check_row(
@@ -394,18 +401,16 @@ def _check_row(
     scope: Scope | None,
     proofs: Proofs | None = None,
 ) -> _CheckedRow:
-    raw = dict.fromkeys(EXPORT_COLUMNS)  # in column order, None where the export has no cell
-    raw.update((column, cell) for column, cell in zip(columns, cells, strict=False) if column)
+    raw = _raw(cells, columns)
     identity = row_identity(line, raw)
     if scope is not None and scope.is_other_municipality(identity.nis, identity.postcode):
         return _CheckedRow(line, None, [], identity, skipped=True)
     extra = is_csv and any(cell_text(cell).strip() for cell in cells[len(columns) :])
     proof = None
     if proofs is not None:
-        in_order = tuple(raw.values())
-        proof = proofs.of_raw(in_order)
+        proof = proofs.of_raw(tuple(raw.values()))
         known = proof in proofs.known and not extra
-        carried = carried_record(identity, raw, in_order) if known else None
+        carried = carried_record(identity, raw) if known else None
         if carried is not None:
             return _CheckedRow(line, carried, [], identity, proof=proof)
     record, problems = validate_row(line, raw)
@@ -413,6 +418,33 @@ def _check_row(
         problems.append(Problem.of(ProblemCode.EXTRA_FIELDS, line=line, column=None))
         record = None
     return _CheckedRow(line, record, problems, identity, proof=proof)
+
+
+def _raw(cells: Cells, columns: list[str | None]) -> dict[str, object]:
+    """A row's cells by column, in EXPORT_COLUMNS order, None where the export has none."""
+    raw: dict[str, object] = dict.fromkeys(EXPORT_COLUMNS)
+    raw.update((column, cell) for column, cell in zip(columns, cells, strict=False) if column)
+    return raw
+
+
+def read_again(
+    path: Path, proofs: Proofs, wanted: dict[int, bytes]
+) -> dict[int, dict[str, object]]:
+    """The rows of the lines in ``wanted`` (line → raw digest), read from the export again
+    for a push that carried them (``CarriedRecord``) and must validate them after all; each
+    must still be what was read the first time."""
+    rows = _rows(path, _read_bytes(path))
+    header = next(rows, (0, ()))[1]
+    columns = _map_header(path, header, ExportReadResult())
+    found: dict[int, dict[str, object]] = {}
+    for line, cells in rows:
+        if line in wanted:
+            raw = _raw(cells, columns)
+            if proofs.of_raw(tuple(raw.values())) == wanted[line]:
+                found[line] = raw
+    if len(found) != len(wanted):
+        raise InputError(f"{path}: the export changed while push read it", hint="run push again")
+    return found
 
 
 def _reject_duplicate_dossiers(rows: list[_CheckedRow]) -> None:

@@ -11,9 +11,10 @@ is named in ``not_carried`` by cell and Rij-ID, never by content.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from ..domain.codes import ACTIVITY_STATUSES
 from ..domain.row import COLUMNS, FIELD_NAMES, STATUS_COLUMN, SharedRow
@@ -56,6 +57,27 @@ class EditResult:
     not_carried: list[str] = field(default_factory=list)  # "comment B7 (Rij-ID …)"
 
 
+class Renumbered(NamedTuple):
+    """A row of the sheet as read that moves to another row number: renumbered as it is
+    packed, so that the rows of a sheet are never all copied at once (memory)."""
+
+    row: bytes | memoryview
+    number: int
+
+
+Piece = bytes | memoryview | Renumbered  # a stretch of the new sheet, in order
+Part = bytes | list[Piece]  # a part written whole, or the data sheet in pieces
+
+
+def _packed(part: Part) -> bytes | Iterator[bytes | memoryview]:
+    if isinstance(part, bytes):
+        return part
+    return (
+        renumber_row(bytes(piece.row), piece.number) if isinstance(piece, Renumbered) else piece
+        for piece in part
+    )
+
+
 @dataclass
 class _Edit:
     package: Package
@@ -66,7 +88,7 @@ class _Edit:
     removed_ids: dict[int, str] = field(default_factory=dict)  # old row number → Rij-ID
     last_row: int = 1  # the last row element of the sheet as read
     not_carried: list[str] = field(default_factory=list)
-    parts: dict[str, bytes] = field(default_factory=dict)
+    parts: dict[str, Part] = field(default_factory=dict)
 
     _write: WriteStyles | None = None
 
@@ -136,7 +158,8 @@ def _apply(
     _blank_unused_strings(edit)
     if key_check is not None:
         _set_key_check(edit, key_check)
-    return EditResult(package.rebuild(edit.parts), edit.not_carried)
+    parts = {name: _packed(part) for name, part in edit.parts.items()}
+    return EditResult(package.rebuild(parts), edit.not_carried)
 
 
 def _open(package: Package, sheet_name: str) -> _Edit:
@@ -162,13 +185,10 @@ def _open(package: Package, sheet_name: str) -> _Edit:
 
 def _edit_sheet(
     edit: _Edit, current: dict[int, SharedRow], rows: list[SharedRow], *, in_place_only: bool
-) -> tuple[bytes, RowMap | None] | None:
+) -> tuple[list[Piece], RowMap | None] | None:
     in_place = _edit_in_place(edit, current, rows)
     if in_place is not None:
-        end = in_place.rfind(b"</sheetData>")
-        if end < 0:
-            return in_place, None
-        return in_place[:end] + _keep_protection_and_drop_down(in_place[end:]), None
+        return in_place, None
     if in_place_only:
         return None
     scan = edit.scan
@@ -191,43 +211,42 @@ def _edit_sheet(
     last_data = max([1, *current])
     rows_map = RowMap(removed, last_data, len(appended))
     first_new = rows_map.first_inserted
-    out = [xml[: scan.data_start]]
+    view = memoryview(xml)
+    out: list[Piece] = [xml[: scan.data_start]]
     cursor = scan.data_start
     biggest = 0
     inserted = False
     placed.clear()
     for element in elements:
-        out.append(xml[cursor : element.start])
+        out.append(view[cursor : element.start])
         cursor = element.end
         if not inserted and element.number > last_data:
-            out.append(_new_rows(edit, appended, first_new))
+            out += _new_rows(edit, appended, first_new)
             inserted = True
         if rows_map.is_removed(element.number):
             continue
         new_number = rows_map.position(element.number)
         old = current.get(element.number)
-        chunk = xml[element.start : element.end]
+        chunk: bytes | memoryview = view[element.start : element.end]
         if old is not None and element.number != 1:
             chunk = _updated_row(edit, element, old, wanted[old.rij_id], new_number)
-        if new_number != element.number:
-            chunk = renumber_row(chunk, new_number)
-        out.append(chunk)
+        out.append(chunk if new_number == element.number else Renumbered(chunk, new_number))
         biggest = max(biggest, new_number)
     if not inserted:
-        out.append(_new_rows(edit, appended, first_new))
+        out += _new_rows(edit, appended, first_new)
     if appended:
         biggest = max(biggest, first_new + len(appended) - 1)
-    out.append(xml[cursor : scan.data_end])
+    out.append(view[cursor : scan.data_end])
     tail = _move_sheet_anchors(edit, xml[scan.data_end :], rows_map, rows_map.new_last)
     tail = _keep_protection_and_drop_down(tail)
-    out[0] = _dimension(out[0], biggest)  # the part before <sheetData> holds it
+    out[0] = _dimension(xml[: scan.data_start], biggest)  # the part before <sheetData>
     out.append(tail)
-    return b"".join(out), None if rows_map.identity else rows_map
+    return out, None if rows_map.identity else rows_map
 
 
 def _edit_in_place(
     edit: _Edit, current: dict[int, SharedRow], rows: list[SharedRow]
-) -> bytes | None:
+) -> list[Piece] | None:
     """When the same people stay in the same order (a status-update, a push that only
     updates), only the rows whose values changed are touched: found by their number, no
     walk over the others. None when rows move (or a row is not where its number says)."""
@@ -240,18 +259,24 @@ def _edit_in_place(
         if current[n].__dict__ != row.__dict__
     ]
     scan, xml = edit.scan, edit.scan.xml
-    out, cursor = [], 0
+    view = memoryview(xml)
+    out: list[Piece] = []
+    cursor = 0
     for number, row in changed:
         element = scan.row_numbered(number, after=cursor)
         if element is None or element.inner is None:
             return None
         out += [
-            xml[cursor : element.start],
+            view[cursor : element.start],
             _updated_row(edit, element, current[number], row, number),
         ]
         cursor = element.end
-    out.append(xml[cursor:])
-    return b"".join(out)
+    end = xml.rfind(b"</sheetData>")
+    if end < cursor:
+        out.append(view[cursor:])
+    else:
+        out += [view[cursor:end], _keep_protection_and_drop_down(xml[end:])]
+    return out
 
 
 def _updated_row(edit: _Edit, element, old: SharedRow, new: SharedRow, number: int) -> bytes:  # type: ignore[no-untyped-def]
@@ -293,15 +318,15 @@ def _cell(edit: _Edit, ref: str, column: int, value: object, style: int | None) 
     return text_cell(ref, "" if value is None else str(value), style)
 
 
-def _new_rows(edit: _Edit, rows: list[SharedRow], first: int) -> bytes:
-    out = []
+def _new_rows(edit: _Edit, rows: list[SharedRow], first: int) -> list[Piece]:
+    out: list[Piece] = []
     for number, row in enumerate(rows, start=first):
         cells = [
             _cell(edit, f"{column_letters(c)}{number}", c, value, None)
             for c, value in enumerate(row.cells(), start=1)
         ]
         out.append(f'<row r="{number}">'.encode() + b"".join(cells) + b"</row>")
-    return b"".join(out)
+    return out
 
 
 def _dimension(xml: bytes, last: int) -> bytes:
@@ -597,6 +622,7 @@ def _update_filter_name(edit: _Edit, rows: RowMap) -> None:
 SST_REF = re.compile(rb"<c\b[^>]*?\st\s*=\s*[\"']s[\"'][^>]*>\s*<v>\s*([0-9]+)\s*</v>")
 SI = re.compile(rb"<si\b[^>]*?(?:/>|>.*?</si>)", re.S)
 EMPTY_SI = b"<si><t/></si>"
+SHARED_STRING_CELL = re.compile(rb"t=[\"']s[\"']")
 
 
 def _blank_unused_strings(edit: _Edit) -> None:
@@ -610,9 +636,11 @@ def _blank_unused_strings(edit: _Edit) -> None:
     for entry in package.sheets():
         if not entry.part or not package.has(entry.part):
             continue
-        xml = edit.parts.get(entry.part) or package.read(entry.part)
-        if b't="s"' in xml or b"t='s'" in xml:
-            used.update(int(m.group(1)) for m in SST_REF.finditer(xml))
+        content = edit.parts.get(entry.part) or package.read(entry.part)
+        for piece in content if isinstance(content, list) else [content]:
+            text = piece.row if isinstance(piece, Renumbered) else piece
+            if SHARED_STRING_CELL.search(text):
+                used.update(int(m.group(1)) for m in SST_REF.finditer(text))
     xml = package.read(part)
     index = -1
 

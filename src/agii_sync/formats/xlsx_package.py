@@ -13,6 +13,7 @@ import io
 import posixpath
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,7 +163,7 @@ class Package:
         value = attributes(match.group(1)).get("date1904", "0") if match else "0"
         return value in ("1", "true")
 
-    def rebuild(self, replaced: dict[str, bytes]) -> bytes:
+    def rebuild(self, replaced: Mapping[str, zipcopy.Part]) -> bytes:
         """The package with the parts in ``replaced`` (new or changed) and every other part
         as it was, in the same order with the same entry settings."""
         try:

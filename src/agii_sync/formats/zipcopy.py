@@ -15,6 +15,7 @@ import copy
 import io
 import struct
 import zipfile
+from collections.abc import Iterable, Mapping
 
 LOCAL_HEADER_SIZE = 30
 LOCAL_HEADER_MAGIC = b"PK\x03\x04"
@@ -52,9 +53,13 @@ def _write_compressed(target: zipfile.ZipFile, info: zipfile.ZipInfo, data: byte
     target.NameToInfo[member.filename] = member
 
 
-def rebuild(content: bytes, source: zipfile.ZipFile, replaced: dict[str, bytes]) -> bytes:
+Part = bytes | Iterable[bytes | memoryview]  # whole, or in pieces packed as they come
+
+
+def rebuild(content: bytes, source: zipfile.ZipFile, replaced: Mapping[str, Part]) -> bytes:
     """``source`` (opened on ``content``) with the parts in ``replaced`` new or changed and
-    every other part's entry and compressed bytes as they were, in the same order."""
+    every other part's entry and compressed bytes as they were, in the same order. A part in
+    pieces is never joined: each piece is packed as it comes."""
     out = io.BytesIO()
     replaced = dict(replaced)
     with zipfile.ZipFile(out, "w") as target:
@@ -62,13 +67,28 @@ def rebuild(content: bytes, source: zipfile.ZipFile, replaced: dict[str, bytes])
             data = replaced.pop(info.filename, None)
             if data is None:
                 _write_compressed(target, info, compressed_bytes(content, info))
-            else:
+            elif isinstance(data, bytes):
                 target.writestr(copy.copy(info), data, compresslevel=REWRITE_LEVEL)
-        for name, data in replaced.items():
+            else:
+                _write_pieces(target, copy.copy(info), data)
+        for name, data in replaced.items():  # new parts: small, whole
+            whole = data if isinstance(data, bytes) else b"".join(data)
             target.writestr(
-                name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=REWRITE_LEVEL
+                name, whole, compress_type=zipfile.ZIP_DEFLATED, compresslevel=REWRITE_LEVEL
             )
     return out.getvalue()
+
+
+def _write_pieces(
+    target: zipfile.ZipFile, member: zipfile.ZipInfo, pieces: Iterable[bytes | memoryview]
+) -> None:
+    """As ``writestr`` with the same member settings, from pieces (a sheet stays under the
+    ZIP64 limit: limits.py bounds it far below)."""
+    member.file_size = 0
+    member._compresslevel = REWRITE_LEVEL  # type: ignore[attr-defined]  # as writestr sets it
+    with target.open(member, "w") as stream:
+        for piece in pieces:
+            stream.write(piece)
 
 
 def same_member(

@@ -16,7 +16,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ..config import Municipality
-from ..domain.export import CarriedRecord, ExportRecord, Record, validate_row
+from ..domain.export import CarriedRecord, ExportRecord, RawRow, Record, validate_row
 from ..domain.plan import Plan, Withheld, past_retention
 from ..domain.proof import Proofs, Stored
 from ..domain.row import FIELD_NAMES, SharedRow
@@ -44,10 +44,8 @@ class ProvenRows:
         self.known: Known = {}
         self.past: dict[str, bytes] = {}  # Rij-ID → raw digest of export rows past retention
 
-    def row(
-        self, m: Municipality, record: CarriedRecord, row_id: str, keep: date | None
-    ) -> SharedRow | ExportRecord:
-        """The row of a carried record, or the record validated after all."""
+    def row(self, record: CarriedRecord, row_id: str, keep: date | None) -> SharedRow | None:
+        """The row of a carried record; None when the record must be validated after all."""
         proof = self.stored.get(row_id)
         raw = self.raw[record.line]
         found = self.current.get(row_id)
@@ -58,7 +56,7 @@ class ProvenRows:
                 return _as_exported(found, keep)
         elif found is None and keep is not None and self.today > keep:
             return _past_retention_row(row_id, keep)
-        return _validated_again(m, record)
+        return None
 
     def made(self, records: Iterable[Record], rows: Iterable[SharedRow], drop: Withheld) -> None:
         """Note the raw digest of every row made from a record without a problem."""
@@ -98,10 +96,11 @@ def _past_retention_row(row_id: str, keep: date) -> SharedRow:
     return SharedRow.read_from_sheet(values)
 
 
-def _validated_again(m: Municipality, record: CarriedRecord) -> ExportRecord:
-    """A carried row whose workbook row is not proven (edited, deleted): validated after all.
-    It validated without a problem under the same rules when its proof was made."""
-    validated, problems = validate_row(record.line, record.raw())
+def validated_again(m: Municipality, record: CarriedRecord, raw: RawRow) -> ExportRecord:
+    """A carried row whose workbook row is not proven (edited, deleted): validated after all
+    (``raw``: its line read again). It validated without a problem under the same rules when
+    its proof was made."""
+    validated, problems = validate_row(record.line, raw)
     if validated is None or problems:
         raise SafetyStop(f"{m.id}: internal check failed: a proven export row changed meaning")
     return validated

@@ -10,7 +10,7 @@ shared and are removed from the site (``suppressed``, ``special_category``; docs
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,12 +22,7 @@ from ..conditional_update import PUSH
 from ..config import Config, DeleteLimit, Municipality
 from ..domain import rejections
 from ..domain.codes import listed_status
-from ..domain.export import (
-    CarriedRecord,
-    Record,
-    bewaren_tot,
-    to_shared_row,
-)
+from ..domain.export import CarriedRecord, RawRow, Record, bewaren_tot, to_shared_row
 from ..domain.plan import Plan, Reason, Withheld, plan_push, statuses_kept
 from ..domain.problems import Problem, has_errors
 from ..domain.proof import Proofs, Stored, proof_key
@@ -39,13 +34,13 @@ from ..domain.rowkey import key_check, person_key, row_key
 from ..domain.screen import Screen
 from ..engine import Run, refuse_another_secret, refuse_over_limit, refuse_unwritable
 from ..errors import ExitCode, SafetyStop
-from ..formats.export_reader import ExportReadResult, read_export
+from ..formats.export_reader import ExportReadResult, read_again, read_export
 from ..outcome import SiteOutcome, worst
 from ..parallel import BackgroundCall, can_start_workers, usable_cores
 from ..row_proofs import raw_digests
 from .access import require_access
 from .facts import Pushed
-from .proven import ProvenRows
+from .proven import ProvenRows, validated_again
 from .window import require_protocol_active
 
 if TYPE_CHECKING:
@@ -138,7 +133,8 @@ def push(
                 records = prepared.routing.by_site.pop(m.id, [])
                 proven = ProvenRows(proofs, stored.pop(m.id), loaded, prepared.proofs, run.today)
                 shared = _shared_row_maker(run, secret, m, proven)
-                rows = [shared(r) for r in records]
+                made = [shared(r) for r in records]
+                rows = _with_unproven_validated(m, records, made, shared, export.read_again)
                 proven.made(records, rows, drop)
                 return Wanted(rows, rejected, drop, proven)
 
@@ -224,6 +220,12 @@ class ExportInBackground:
     def _scope(self) -> Scope:
         return Scope.of(self.config.municipalities)
 
+    def read_again(self, lines: set[int]) -> Mapping[int, RawRow]:
+        """The rows of these lines, read from the export again (export_reader.read_again)."""
+        assert self.proofs is not None  # only carried records are read again
+        digests = self.prepared().proofs
+        return read_again(self.path, self.proofs, {line: digests[line] for line in lines})
+
     def _prepare(self, result: ExportReadResult) -> PreparedExport:
         screened = self.screen.records(result.records)
         routing = route(screened.records, self.config.municipalities)
@@ -270,13 +272,13 @@ def _problem_order(problem: Problem) -> tuple[int, str]:
 
 def _shared_row_maker(
     run: Run, secret: bytes, m: Municipality, proven: ProvenRows
-) -> Callable[[Record], SharedRow]:
+) -> Callable[[Record], SharedRow | None]:
     """The site's row of an export record (what is the same for every row, worked out once);
-    a carried record's from the workbook when it can be (runs/proven.py)."""
+    a carried record's from the workbook when it can be, else None (runs/proven.py)."""
     retention_months = run.config.retention_months(m)
     without_attest = keep_without_attest(run, m)
 
-    def shared_row(record: Record) -> SharedRow:
+    def shared_row(record: Record) -> SharedRow | None:
         row_id = row_key(secret, m.nis, record.dossiernummer)
         if isinstance(record, CarriedRecord):
             keep = bewaren_tot(
@@ -285,10 +287,7 @@ def _shared_row_maker(
                 last_day=m.last_day,
                 without_attest=without_attest,
             )
-            made = proven.row(m, record, row_id, keep)
-            if isinstance(made, SharedRow):
-                return made
-            record = made
+            return proven.row(record, row_id, keep)
         return to_shared_row(
             record,
             row_id=row_id,
@@ -298,6 +297,27 @@ def _shared_row_maker(
         )
 
     return shared_row
+
+
+def _with_unproven_validated(
+    m: Municipality,
+    records: list[Record],
+    made: list[SharedRow | None],
+    shared: Callable[[Record], SharedRow | None],
+    read_again: Callable[[set[int]], Mapping[int, RawRow]],
+) -> list[SharedRow]:
+    """``made`` with the rows of the carried records whose workbook row is not proven (edited
+    or deleted by hand): their lines read again from the export and validated after all."""
+    lines = {r.line for r, row in zip(records, made, strict=True) if row is None}
+    raws = read_again(lines) if lines else {}
+    rows = []
+    for record, row in zip(records, made, strict=True):
+        if row is None:
+            assert isinstance(record, CarriedRecord)
+            row = shared(validated_again(m, record, raws[record.line]))
+            assert row is not None
+        rows.append(row)
+    return rows
 
 
 def keep_without_attest(run: Run, m: Municipality) -> date:
