@@ -220,3 +220,18 @@ def test_a_line_read_again_must_be_the_line_read_first(tmp_path: Path) -> None:
     write_export(path, changed)
     with pytest.raises(InputError, match="changed while push read it"):
         export_reader.read_again(path, proofs, wanted)
+
+
+def test_purge_takes_the_proofs_of_the_rows_it_removes(
+    workspace: Workspace, validated: list[int]
+) -> None:
+    leaving = [person(n, attest_datum="2030-01-15") for n in range(60, 63)]  # kept to 2030-07-15
+    with on(date(2030, 2, 1)):
+        push(workspace, PEOPLE + leaving, validated)
+        assert len(json.loads(proofs_file(workspace).read_text())) == len(PEOPLE) + 3
+        ids = {r["Rij-ID"] for r in workspace.rows(SPL)}
+    with on(date(2030, 7, 16)):
+        assert workspace.cli("purge").exit_code == 0
+        kept = {r["Rij-ID"] for r in workspace.rows(SPL)}
+    assert len(ids - kept) == 3
+    assert set(json.loads(proofs_file(workspace).read_text())) == kept

