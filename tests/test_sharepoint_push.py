@@ -339,6 +339,7 @@ def rowkey_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGII_SYNC_CONFIG", raising=False)
 
 
+@pytest.mark.slow  # 20 sites under faults: a chaos run (the default run keeps the retry tests)
 @pytest.mark.usefixtures("rowkey_secret")
 def test_twenty_sites_under_30_percent_faults_are_pushed_exactly(
     emulator_factory: Callable[..., RunningEmulator], tmp_path: Path
