@@ -81,7 +81,8 @@ def push(
 ) -> None:
     """Bring each municipality's workbook in line with the export: add new people, update
     changed ones, keep every 'Status activiteit', remove people no longer in the export for
-    that municipality (moved_away) and people past retention."""
+    that municipality (moved_away) and people past retention. Rows unchanged since the last
+    push are not validated again (row proofs beside the audit trail: docs/workbook.md)."""
 
     def work(state: State) -> ExitCode:
         from ..runlock import run_lock
