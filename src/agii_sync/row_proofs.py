@@ -20,8 +20,8 @@ _HEX = 2 * PROOF_BYTES
 class RowProofs:
     def __init__(self, audit_log: Path) -> None:
         self.folder = audit_log.with_name(audit_log.name + ".proofs")
-        self._read: dict[str, Stored] = {}  # what this run read: a push that changes nothing
-        # has nothing to write
+        # What this run read or wrote: a push that changes nothing has nothing to write.
+        self._read: dict[str, Stored] = {}
 
     def _path(self, site: str) -> Path:
         return self.folder / f"{site}.json"

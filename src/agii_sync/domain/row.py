@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -86,11 +87,11 @@ class SharedRow(BaseModel):
     def __reduce__(self) -> tuple[object, ...]:
         """Pickled as its values (a workbook's rows cross from the worker that read them):
         a fifth of a model's pickle, read back without validation, as they were read."""
-        return (_from_values, (tuple(self.__dict__.values()),))
+        return (_from_values, (self.cells(),))
 
     def cells(self) -> tuple[object, ...]:
         """The values in COLUMNS order."""
-        return tuple(getattr(self, name) for name in FIELD_NAMES)
+        return _values_of(self)
 
     def agii_cells(self) -> dict[str, object]:
         """The columns AgII owns, by header: what a push compares."""
@@ -127,22 +128,17 @@ class SheetRow:
 
     def packed(self) -> tuple[object, ...]:
         """Plain values only, for a list of rows to cross between processes in one piece."""
-        return (
-            self.sheet_row,
-            *self.row.__dict__.values(),
-            self.formula_columns,
-            self.status_typed,
-        )
+        return (self.sheet_row, *self.row.cells(), self.formula_columns, self.status_typed)
 
     @classmethod
     def unpacked(cls, values: tuple[object, ...]) -> SheetRow:
         sheet_row, *fields, formula_columns, status_typed = values
-        row = SharedRow.read_from_sheet(dict(zip(FIELD_NAMES, fields, strict=True)))
-        return cls(sheet_row, row, formula_columns, status_typed)  # type: ignore[arg-type]
+        return cls(sheet_row, _from_values(tuple(fields)), formula_columns, status_typed)  # type: ignore[arg-type]
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(SharedRow.model_fields)
 _EVERY_FIELD = _FIELD_SETS.setdefault(SharedRow, set(FIELD_NAMES))
+_values_of = operator.attrgetter(*FIELD_NAMES)
 AGII_FIELDS: tuple[tuple[str, str], ...] = tuple(
     (name, column)
     for name, column in zip(FIELD_NAMES, COLUMNS, strict=True)

@@ -212,7 +212,7 @@ def _edit_sheet(
     rows_map = RowMap(removed, last_data, len(appended))
     first_new = rows_map.first_inserted
     view = memoryview(xml)
-    out: list[Piece] = [xml[: scan.data_start]]
+    out: list[Piece] = [b""]  # the part before <sheetData>: its dimension is known at the end
     cursor = scan.data_start
     biggest = 0
     inserted = False
@@ -239,7 +239,7 @@ def _edit_sheet(
     out.append(view[cursor : scan.data_end])
     tail = _move_sheet_anchors(edit, xml[scan.data_end :], rows_map, rows_map.new_last)
     tail = _keep_protection_and_drop_down(tail)
-    out[0] = _dimension(xml[: scan.data_start], biggest)  # the part before <sheetData>
+    out[0] = _dimension(xml[: scan.data_start], biggest)
     out.append(tail)
     return out, None if rows_map.identity else rows_map
 
